@@ -1,0 +1,49 @@
+# Two commands on a fresh machine: `make run` and `make test`. Everything installs into .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# Nothing is ever downloaded at run time: no model hub, no tiktoken files.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install run index serve test lint typecheck bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and pinned: the CPU build on this machine's disk, never a CUDA build from PyPI.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Build the index from seeds/ when it is missing or stale, then serve on $(HOST):$(PORT).
+run: index serve
+
+index: install
+	$(BIN)/qa build --if-stale --corpus seeds --index index
+
+serve: install
+	$(BIN)/qa serve --index index --host $(HOST) --port $(PORT)
+
+## Lint, type-check and run the whole test suite.
+test: install lint typecheck
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+typecheck: install
+	$(BIN)/mypy src/qa
+
+bench: index
+	$(BIN)/python scripts/bench.py
+
+clean:
+	rm -rf $(VENV) index/*/ index/CURRENT .pytest_cache .mypy_cache .ruff_cache
