@@ -1,0 +1,70 @@
+"""qa: ranked, verbatim, cited passages from a folder of articles.
+
+The public surface is listed in ``__all__``; everything else is internal.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("qa")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+from qa.chunking import Chunker, ChunkerConfig, Passage
+from qa.citations import Citation, DocumentSummary, DocumentView, PassageView, format_citation
+from qa.config import Settings
+from qa.documents import Document, load_corpus
+from qa.embedding import Embedder, SentenceTransformerEmbedder
+from qa.errors import (
+    CorpusError,
+    DocumentNotFoundError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    IndexStoreError,
+    InvalidQueryError,
+    ModelError,
+    NotFoundError,
+    PassageNotFoundError,
+    QAError,
+)
+from qa.indexing import BuildReport, build_index, stale_reason
+from qa.search import Answer, Result, Searcher
+from qa.store import Index
+
+__all__ = [
+    "Answer",
+    "BuildReport",
+    "Chunker",
+    "ChunkerConfig",
+    "Citation",
+    "CorpusError",
+    "Document",
+    "DocumentNotFoundError",
+    "DocumentSummary",
+    "DocumentView",
+    "Embedder",
+    "Index",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "IndexNotFoundError",
+    "IndexStoreError",
+    "InvalidQueryError",
+    "ModelError",
+    "NotFoundError",
+    "Passage",
+    "PassageNotFoundError",
+    "PassageView",
+    "QAError",
+    "Result",
+    "Searcher",
+    "SentenceTransformerEmbedder",
+    "Settings",
+    "__version__",
+    "build_index",
+    "format_citation",
+    "load_corpus",
+    "stale_reason",
+]

@@ -1,0 +1,215 @@
+"""The ``qa`` command: build an index, ask it questions, serve it over HTTP.
+
+Logging and progress bars are set up here and nowhere else; the library stays quiet.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from qa import __version__
+from qa.chunking import ChunkerConfig
+from qa.config import MAX_K, Settings
+from qa.embedding import SentenceTransformerEmbedder
+from qa.errors import InvalidQueryError, QAError
+from qa.indexing import Progress, build_index, expected_identity, stale_reason
+from qa.search import Answer, Searcher, check_question
+from qa.store import Index, current_build_id
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("qa")
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Settings from ``QA_*`` variables, with the options given on the command line on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _index_option(fn: F) -> F:
+    return click.option(
+        "--index",
+        "index_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Index folder. [env: QA_INDEX_DIR; default: index]",
+    )(fn)
+
+
+def _model_options(fn: F) -> F:
+    fn = click.option(
+        "--model", help="Local sentence-transformers model folder. [env: QA_MODEL; default: bundled all-MiniLM-L6-v2]"
+    )(fn)
+    fn = click.option(
+        "--max-tokens",
+        type=click.IntRange(16, 100_000),
+        help="Passage budget in cl100k tokens. [env: QA_MAX_TOKENS; default: 96]",
+    )(fn)
+    return click.option(
+        "--overlap",
+        "overlap_sentences",
+        type=click.IntRange(0, 20),
+        help="Sentences shared by consecutive passages. [env: QA_OVERLAP_SENTENCES; default: 0]",
+    )(fn)
+
+
+def _embedder(settings: Settings) -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(settings.model, settings.batch_size)
+
+
+def _chunker_config(settings: Settings) -> ChunkerConfig:
+    return ChunkerConfig(settings.max_tokens, settings.overlap_sentences)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="qa")
+@click.option("-v", "--verbose", is_flag=True, help="Log what is happening.")
+def main(verbose: bool) -> None:
+    """Ranked, verbatim, cited passages from a folder of articles.
+
+    \b
+    qa build --corpus seeds --index index
+    qa ask "Why did India reject an Asian NATO?" --k 5
+    qa serve --index index --port 8000
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@main.command()
+@click.option(
+    "--corpus",
+    "corpus_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of .txt and .md articles. [env: QA_CORPUS_DIR; default: seeds]",
+)
+@_index_option
+@_model_options
+@click.option(
+    "--if-stale", is_flag=True, help="Only build when the index is missing or older than the articles or settings."
+)
+def build(if_stale: bool, **options: Any) -> None:
+    """Build the index from the articles and make it the live one.
+
+    The new build is written beside the old one and switched in atomically; a running
+    server keeps answering from the old build until then.
+
+    \b
+    qa build --corpus seeds --index index
+    QA_MODEL=/models/bge-small-en-v1.5 qa build --max-tokens 200
+    """
+    settings = _settings(**options)
+    embedder = _embedder(settings)
+    try:
+        config = _chunker_config(settings)
+        if if_stale:
+            reason = stale_reason(settings.corpus_dir, settings.index_dir, embedder, config)
+            if reason is None:
+                click.echo(f"index is up to date: build {current_build_id(settings.index_dir)}")
+                return
+            click.echo(f"building: {reason}", err=True)
+        report = build_index(settings.corpus_dir, settings.index_dir, embedder, config, _progress_bar())
+    except QAError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        embedder.close()
+    click.echo(
+        f"build {report.build_id}: {report.documents} documents, {report.passages} passages "
+        f"in {report.seconds:.1f} s -> {settings.index_dir}"
+    )
+
+
+@main.command()
+@click.argument("question")
+@click.option("-k", "--k", "k", type=click.IntRange(1, MAX_K), default=None, help="How many passages. [default: 5]")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of text.")
+@_index_option
+@_model_options
+def ask(question: str, k: int | None, as_json: bool, **options: Any) -> None:
+    """Print the passages that best answer QUESTION, with their citations.
+
+    \b
+    qa ask "Who proposed an Asian NATO?"
+    qa ask "What is strategic autonomy?" --k 3 --json
+    """
+    settings = _settings(**options)
+    try:
+        check_question(question, k or settings.default_k)  # before the model loads
+    except InvalidQueryError as exc:
+        raise click.BadParameter(str(exc), param_hint="QUESTION") from None
+    embedder = _embedder(settings)
+    try:
+        index = Index.open(settings.index_dir, expected_identity(embedder, _chunker_config(settings)))
+        try:
+            answer = Searcher(index, embedder).ask(question, k or settings.default_k)
+        finally:
+            index.close()
+    except QAError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        embedder.close()
+    click.echo(answer.model_dump_json(indent=2) if as_json else render(answer))
+
+
+@main.command()
+@_index_option
+@_model_options
+@click.option("--host", help="Address to listen on. [env: QA_HOST; default: 127.0.0.1]")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port. [env: QA_PORT; default: 8000]")
+def serve(host: str | None, port: int | None, **options: Any) -> None:
+    """Serve an existing index over HTTP (OpenAPI docs at /docs).
+
+    \b
+    qa serve --index index --host 127.0.0.1 --port 8000
+    curl '127.0.0.1:8000/ask?q=Who+proposed+an+Asian+NATO%3F&k=3'
+    """
+    import uvicorn
+
+    from qa.api import create_app
+
+    settings = _settings(host=host, port=port, **options)
+    try:
+        current_build_id(settings.index_dir)
+    except QAError as exc:
+        raise click.ClickException(str(exc)) from None
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def render(answer: Answer) -> str:
+    """An answer as text for a terminal: rank, score, citation, then the passage."""
+    if not answer.results:
+        return f"No passages for: {answer.question}"
+    lines = [f"{answer.question}  (build {answer.build_id})", ""]
+    for result in answer.results:
+        head = f"{result.rank}. [{result.score:.3f}] {result.citation.formatted}"
+        lines.append(click.style(head, bold=True))
+        body = textwrap.fill(" ".join(result.text.split()), width=88, initial_indent="   ", subsequent_indent="   ")
+        lines.extend([body, f"   id: {result.passage_id}", ""])
+    return "\n".join(lines).rstrip()
+
+
+def _progress_bar() -> Progress | None:
+    """A tqdm bar on a terminal; nothing when stderr is a file or a pipe."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bar: Any = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="embedding", unit="passage", file=sys.stderr)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update

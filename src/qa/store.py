@@ -1,0 +1,527 @@
+"""Write and open index builds: FAISS vectors, SQLite passages and documents, a manifest.
+
+The folder layout::
+
+    index/
+      CURRENT                 name of the live build, replaced atomically (os.replace)
+      <build-id>/
+        manifest.json         model identity, chunker parameters, corpus hash, counts, format
+        vectors.faiss         IndexIDMap2 over an inner-product index; ids are passage rowids
+        passages.sqlite       documents, passages (text, offsets, ids) and an FTS5 table
+
+A build is written into a hidden temporary folder, renamed into place when complete,
+and only then named in CURRENT, so a reader sees either the old build or the new one,
+never half of one. :class:`Index` is the read side; its public methods (``search``,
+``passages``, ``passage``, ``neighbours``, ``documents``, ``document``) are the whole
+interface the search and API layers use, so another vector engine can stand behind it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from qa.chunking import Passage
+from qa.cleaning import cleaned_text
+from qa.documents import Document
+from qa.embedding import PROBE_DIMS, Vectors
+from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStoreError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+VECTORS = "vectors.faiss"
+DATABASE = "passages.sqlite"
+TMP_PREFIX = ".tmp-"
+LOCK = ".build.lock"
+#: How far two loads of the same model may differ on the probe vector.
+PROBE_TOLERANCE = 2e-3
+
+_SCHEMA = """
+CREATE TABLE documents (
+    doc_id     TEXT PRIMARY KEY,
+    source     TEXT NOT NULL,
+    title      TEXT NOT NULL,
+    author     TEXT,
+    url        TEXT,
+    published  TEXT,
+    outlet     TEXT,
+    sha256     TEXT NOT NULL,
+    encoding   TEXT NOT NULL,
+    text       TEXT NOT NULL,
+    cleaned    TEXT NOT NULL
+);
+CREATE TABLE passages (
+    rowid      INTEGER PRIMARY KEY,
+    passage_id TEXT NOT NULL UNIQUE,
+    doc_id     TEXT NOT NULL REFERENCES documents(doc_id),
+    ordinal    INTEGER NOT NULL,
+    start      INTEGER NOT NULL,
+    "end"      INTEGER NOT NULL,
+    section    TEXT,
+    n_tokens   INTEGER NOT NULL,
+    text       TEXT NOT NULL,
+    UNIQUE (doc_id, ordinal)
+);
+CREATE VIRTUAL TABLE passages_fts USING fts5(
+    text, content='passages', content_rowid='rowid', tokenize='porter unicode61'
+);
+"""
+_PASSAGE_COLUMNS = 'rowid, passage_id, doc_id, ordinal, start, "end", section, n_tokens, text'
+_DOCUMENT_COLUMNS = "doc_id, source, title, author, url, published, outlet, sha256, encoding"
+
+
+@dataclass(frozen=True)
+class PassageRecord:
+    """A passage as stored in a build."""
+
+    rowid: int
+    passage_id: str
+    doc_id: str
+    ordinal: int
+    start: int
+    end: int
+    section: str | None
+    n_tokens: int
+    text: str
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """A document as stored in a build, without its text."""
+
+    doc_id: str
+    source: str
+    title: str
+    author: str | None
+    url: str | None
+    published: str | None
+    outlet: str | None
+    sha256: str
+    encoding: str
+    n_passages: int
+
+
+# -- writing -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """Serialise builds into one index folder (another process waits for the lock)."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / LOCK, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_build(
+    index_dir: Path,
+    documents: Sequence[Document],
+    passages: Sequence[Passage],
+    vectors: Vectors,
+    manifest: dict[str, Any],
+) -> str:
+    """Write a complete build, switch CURRENT to it, prune old builds; return its id.
+
+    The caller holds :func:`build_lock`. Nothing visible changes until the final rename.
+    """
+    if len(passages) != len(vectors):
+        raise IndexStoreError(f"{len(passages)} passages but {len(vectors)} vectors")
+    remove_partial_builds(index_dir)
+    build_id = _new_build_id(index_dir, manifest)
+    tmp = index_dir / f"{TMP_PREFIX}{build_id}-{os.getpid()}"
+    tmp.mkdir(parents=True)
+    try:
+        _write_database(tmp / DATABASE, documents, passages)
+        _write_vectors(tmp / VECTORS, vectors)
+        full = {
+            **manifest,
+            "format_version": FORMAT_VERSION,
+            "build_id": build_id,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "documents": len(documents),
+            "passages": len(passages),
+        }
+        _write_file(tmp / MANIFEST, json.dumps(full, indent=2, sort_keys=True) + "\n")
+        _fsync_dir(tmp)
+        tmp.rename(index_dir / build_id)
+        _fsync_dir(index_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    switch_current(index_dir, build_id)
+    prune_builds(index_dir, keep=2)
+    return build_id
+
+
+def switch_current(index_dir: Path, build_id: str) -> None:
+    """Point CURRENT at ``build_id`` with one atomic rename."""
+    if not (index_dir / build_id / MANIFEST).is_file():
+        raise IndexNotFoundError(f"no complete build {build_id!r} in {index_dir}")
+    tmp = index_dir / f"{CURRENT}.{os.getpid()}.tmp"
+    _write_file(tmp, build_id + "\n")
+    tmp.replace(index_dir / CURRENT)
+    _fsync_dir(index_dir)
+
+
+def list_builds(index_dir: Path) -> list[str]:
+    """Complete builds in the folder, oldest first (build ids start with their UTC time)."""
+    if not index_dir.is_dir():
+        return []
+    return sorted(
+        p.name for p in index_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file()
+    )
+
+
+def current_build_id(index_dir: Path) -> str:
+    """The build CURRENT names, or :class:`IndexNotFoundError`."""
+    try:
+        build_id = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise IndexNotFoundError(
+            f"no index in {index_dir} (there is no CURRENT file): build one with `qa build --index {index_dir}`"
+        ) from None
+    if not build_id or "/" in build_id or build_id.startswith(".") or not (index_dir / build_id).is_dir():
+        raise IndexNotFoundError(
+            f"{index_dir / CURRENT} names build {build_id!r}, which does not exist: "
+            f"rebuild with `qa build --index {index_dir}`"
+        )
+    return build_id
+
+
+def prune_builds(index_dir: Path, keep: int = 2) -> list[str]:
+    """Remove all but the newest ``keep`` builds, never the current one; return what went."""
+    builds = list_builds(index_dir)
+    try:
+        current = current_build_id(index_dir)
+    except IndexNotFoundError:
+        current = None
+    removed = []
+    for build_id in builds[: max(0, len(builds) - keep)]:
+        if build_id != current:
+            shutil.rmtree(index_dir / build_id, ignore_errors=True)
+            removed.append(build_id)
+    return removed
+
+
+def remove_partial_builds(index_dir: Path) -> None:
+    """Delete temporary folders left by builds whose process is gone."""
+    for tmp in index_dir.glob(f"{TMP_PREFIX}*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and _process_alive(int(pid)):
+            continue
+        log.info("removing the partial build %s", tmp.name)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_manifest(build_dir: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((build_dir / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexCorruptError(f"{build_dir} has no {MANIFEST}: rebuild with `qa build`") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexCorruptError(f"{build_dir / MANIFEST} is unreadable ({exc}): rebuild with `qa build`") from None
+    if not isinstance(manifest, dict):
+        raise IndexCorruptError(f"{build_dir / MANIFEST} is not a JSON object: rebuild with `qa build`")
+    return manifest
+
+
+def compatibility_problems(manifest: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    """How a build's manifest differs from what the running service needs (empty: compatible)."""
+    problems = []
+    if manifest.get("format_version") != FORMAT_VERSION:
+        problems.append(
+            f"index format version {manifest.get('format_version')!r}, this qa reads version {FORMAT_VERSION}"
+        )
+    built, want = manifest.get("model") or {}, expected.get("model") or {}
+    if want:
+        if built.get("dimension") != want.get("dimension"):
+            problems.append(
+                f"model dimension {built.get('dimension')} ({built.get('name')}), "
+                f"the service's model has {want.get('dimension')} ({want.get('name')})"
+            )
+        elif not _same_probe(built.get("probe"), want.get("probe")):
+            problems.append(
+                f"model {built.get('name')!r} ({built.get('revision')}), the service uses "
+                f"{want.get('name')!r} ({want.get('revision')}) and their vectors differ"
+            )
+    built_chunker, want_chunker = manifest.get("chunker") or {}, expected.get("chunker") or {}
+    if want_chunker and built_chunker != want_chunker:
+        diffs = sorted(k for k in set(built_chunker) | set(want_chunker) if built_chunker.get(k) != want_chunker.get(k))
+        problems.append(
+            "chunker "
+            + ", ".join(f"{k}={built_chunker.get(k)!r} (settings say {want_chunker.get(k)!r})" for k in diffs)
+        )
+    return problems
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+class Index:
+    """One open build: vectors in FAISS, passages and documents in SQLite."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any], db: sqlite3.Connection, vectors: Any) -> None:
+        self.path = path
+        self.manifest = manifest
+        self._db = db
+        self._vectors = vectors
+        self._lock = threading.Lock()
+        self._documents = self._load_documents()
+
+    @classmethod
+    def open(cls, index_dir: Path, expected: dict[str, Any] | None = None) -> Index:
+        """Open the build CURRENT names, refusing one made with another model or chunker.
+
+        ``expected`` holds ``model`` (see :func:`qa.embedding.model_identity`) and
+        ``chunker`` (see :meth:`qa.chunking.ChunkerConfig.describe`).
+        """
+        build_dir = index_dir / current_build_id(index_dir)
+        return cls.open_build(build_dir, expected)
+
+    @classmethod
+    def open_build(cls, build_dir: Path, expected: dict[str, Any] | None = None) -> Index:
+        manifest = read_manifest(build_dir)
+        problems = compatibility_problems(manifest, expected or {})
+        if problems:
+            raise IndexMismatchError(
+                f"the index {build_dir} was built with "
+                + "; ".join(problems)
+                + ". Rebuild it with `qa build` using the current settings, or set QA_MODEL and the "
+                "chunker settings to those the index was built with."
+            )
+        db = _open_database(build_dir / DATABASE)
+        try:
+            vectors = faiss.read_index(str(build_dir / VECTORS))
+        except RuntimeError as exc:
+            db.close()
+            raise IndexCorruptError(
+                f"{build_dir / VECTORS} cannot be read ({str(exc).splitlines()[0]}): rebuild with `qa build`"
+            ) from None
+        try:
+            index = cls(build_dir, manifest, db, vectors)
+            index._check_counts()
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise IndexCorruptError(f"{build_dir / DATABASE} is unreadable ({exc}): rebuild with `qa build`") from None
+        except IndexStoreError:
+            db.close()
+            raise
+        return index
+
+    @property
+    def build_id(self) -> str:
+        return str(self.manifest["build_id"])
+
+    @property
+    def passage_count(self) -> int:
+        return int(self._vectors.ntotal)
+
+    @property
+    def dimension(self) -> int:
+        return int(self._vectors.d)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- the interface search and the API use -------------------------------------------
+
+    def search(self, query: Vectors, k: int) -> list[tuple[int, float]]:
+        """The ``k`` nearest passages to one query vector, as ``(rowid, inner product)``."""
+        if query.ndim == 1:
+            query = query[None, :]
+        k = min(k, self.passage_count)
+        if k <= 0:
+            return []
+        scores, ids = self._vectors.search(np.ascontiguousarray(query, dtype=np.float32), k)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def passages(self, rowids: Sequence[int]) -> list[PassageRecord]:
+        """Passages by rowid, in the order asked (unknown rowids are left out)."""
+        if not rowids:
+            return []
+        marks = ",".join("?" * len(rowids))
+        rows = self._query(f"SELECT {_PASSAGE_COLUMNS} FROM passages WHERE rowid IN ({marks})", list(rowids))
+        by_id = {row[0]: PassageRecord(*row) for row in rows}
+        return [by_id[r] for r in rowids if r in by_id]
+
+    def passage(self, passage_id: str) -> PassageRecord | None:
+        rows = self._query(f"SELECT {_PASSAGE_COLUMNS} FROM passages WHERE passage_id = ?", [passage_id])
+        return PassageRecord(*rows[0]) if rows else None
+
+    def neighbours(self, passage: PassageRecord) -> tuple[str | None, str | None]:
+        """Ids of the passages just before and after this one in its document."""
+        rows = self._query(
+            "SELECT ordinal, passage_id FROM passages WHERE doc_id = ? AND ordinal IN (?, ?)",
+            [passage.doc_id, passage.ordinal - 1, passage.ordinal + 1],
+        )
+        found = dict(rows)
+        return found.get(passage.ordinal - 1), found.get(passage.ordinal + 1)
+
+    def documents(self) -> list[DocumentRecord]:
+        return list(self._documents.values())
+
+    def document(self, doc_id: str) -> DocumentRecord | None:
+        return self._documents.get(doc_id)
+
+    def document_text(self, doc_id: str) -> tuple[str, str] | None:
+        """A document's original text and its cleaned text."""
+        rows = self._query("SELECT text, cleaned FROM documents WHERE doc_id = ?", [doc_id])
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def document_passages(self, doc_id: str) -> list[PassageRecord]:
+        rows = self._query(f"SELECT {_PASSAGE_COLUMNS} FROM passages WHERE doc_id = ? ORDER BY ordinal", [doc_id])
+        return [PassageRecord(*row) for row in rows]
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def _load_documents(self) -> dict[str, DocumentRecord]:
+        rows = self._query(
+            f"SELECT {_DOCUMENT_COLUMNS}, (SELECT COUNT(*) FROM passages p WHERE p.doc_id = d.doc_id) "
+            "FROM documents d ORDER BY source",
+            [],
+        )
+        return {row[0]: DocumentRecord(*row) for row in rows}
+
+    def _check_counts(self) -> None:
+        (stored,) = self._query("SELECT COUNT(*) FROM passages", [])[0]
+        expected = self.manifest.get("passages")
+        if stored != self.passage_count or stored != expected:
+            raise IndexCorruptError(
+                f"{self.path} is inconsistent: {self.passage_count} vectors, {stored} passages in the "
+                f"database, {expected} in the manifest. Rebuild with `qa build`."
+            )
+        model = self.manifest.get("model") or {}
+        if model.get("dimension") not in (None, self.dimension):
+            raise IndexCorruptError(
+                f"{self.path / VECTORS} holds {self.dimension}-dimensional vectors but the manifest says "
+                f"{model.get('dimension')}. Rebuild with `qa build`."
+            )
+
+
+def _open_database(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        raise IndexCorruptError(f"{path} is missing: rebuild with `qa build`")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        db.execute("SELECT COUNT(*) FROM documents").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorruptError(f"{path} is unreadable ({exc}): rebuild with `qa build`") from None
+    return db
+
+
+def _write_database(path: Path, documents: Sequence[Document], passages: Sequence[Passage]) -> None:
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(_SCHEMA)
+        db.executemany(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    d.doc_id,
+                    d.source,
+                    d.title,
+                    d.author,
+                    d.url,
+                    d.published,
+                    d.outlet,
+                    d.sha256,
+                    d.encoding,
+                    d.text,
+                    cleaned_text(d.text, list(d.blocks)),
+                )
+                for d in documents
+            ],
+        )
+        db.executemany(
+            f"INSERT INTO passages ({_PASSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (rowid, p.passage_id, p.doc_id, p.ordinal, p.start, p.end, p.section, p.n_tokens, p.text)
+                for rowid, p in enumerate(passages, start=1)
+            ],
+        )
+        db.execute("INSERT INTO passages_fts(passages_fts) VALUES ('rebuild')")
+        db.commit()
+    finally:
+        db.close()
+
+
+def _write_vectors(path: Path, vectors: Vectors) -> None:
+    dimension = int(vectors.shape[1]) if vectors.ndim == 2 else 0
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+    if len(vectors):
+        ids = np.arange(1, len(vectors) + 1, dtype=np.int64)
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+    faiss.write_index(index, str(path))
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _new_build_id(index_dir: Path, manifest: dict[str, Any]) -> str:
+    content = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:8]
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}Z"
+    build_id = f"{stamp}-{content}"
+    n = 2
+    while (index_dir / build_id).exists():
+        build_id = f"{stamp}-{content}-{n}"
+        n += 1
+    return build_id
+
+
+def _same_probe(a: Any, b: Any) -> bool:
+    if not isinstance(a, list) or not isinstance(b, list) or len(a) != len(b) or len(a) != PROBE_DIMS:
+        return False
+    return max(abs(float(x) - float(y)) for x, y in zip(a, b, strict=True)) <= PROBE_TOLERANCE
+
+
+def _write_file(path: Path, content: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
