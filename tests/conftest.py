@@ -1,0 +1,67 @@
+"""Shared fixtures: a deterministic fake embedder for plumbing, the real model for quality."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from qa.chunking import ChunkerConfig
+from qa.config import Settings
+from qa.embedding import SentenceTransformerEmbedder
+from qa.indexing import build_index
+from tests.helpers import SEEDS, FakeEmbedder
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def corpus_dir(tmp_path: Path) -> Path:
+    """A writable copy of the seed articles."""
+    target = tmp_path / "corpus"
+    shutil.copytree(SEEDS, target)
+    return target
+
+
+@pytest.fixture
+def settings(tmp_path: Path, corpus_dir: Path) -> Settings:
+    return Settings(corpus_dir=corpus_dir, index_dir=tmp_path / "index")
+
+
+@pytest.fixture
+def built(settings: Settings, fake_embedder: FakeEmbedder) -> Settings:
+    """Settings whose index folder holds a build of the seeds made with the fake embedder."""
+    build_index(
+        settings.corpus_dir,
+        settings.index_dir,
+        fake_embedder,
+        ChunkerConfig(settings.max_tokens, settings.overlap_sentences),
+    )
+    return settings
+
+
+@pytest.fixture(scope="session")
+def real_embedder() -> Iterator[SentenceTransformerEmbedder]:
+    """The bundled all-MiniLM-L6-v2, loaded once for the whole run."""
+    embedder = SentenceTransformerEmbedder()
+    embedder.load()
+    yield embedder
+    embedder.close()
+
+
+@pytest.fixture(scope="session")
+def real_index_dir(tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder) -> Path:
+    """The seeds built with the real model and the default settings, once per run."""
+    index_dir = tmp_path_factory.mktemp("real") / "index"
+    defaults = Settings()
+    build_index(SEEDS, index_dir, real_embedder, ChunkerConfig(defaults.max_tokens, defaults.overlap_sentences))
+    return index_dir
