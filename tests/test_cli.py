@@ -315,6 +315,16 @@ def test_help_lists_every_command() -> None:
         assert f"  {command} " in output
 
 
+def test_build_index_script_is_qa_build_with_the_project_defaults() -> None:
+    script = Path(__file__).resolve().parents[1] / "scripts" / "build_index.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Build the index from the articles" in result.stdout
+    assert "--if-stale" in result.stdout
+
+
 # -- the real thing -----------------------------------------------------------------------
 
 
