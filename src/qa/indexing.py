@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from qa.cache import EmbeddingCache, model_key, text_key
 from qa.chunking import Chunker, ChunkerConfig, Passage
-from qa.documents import corpus_fingerprint, load_corpus
+from qa.documents import Document, corpus_fingerprint, load_corpus
 from qa.embedding import Embedder, Vectors, model_identity
 from qa.errors import IndexStoreError
 from qa.store import (
     build_lock,
     compatibility_problems,
     current_build_id,
+    list_builds,
     read_manifest,
     write_build,
 )
@@ -37,6 +40,8 @@ class BuildReport:
     documents: int
     passages: int
     seconds: float
+    #: Passages whose vectors were computed by this build; the rest came from the cache.
+    embedded: int = 0
 
 
 def expected_identity(embedder: Embedder, config: ChunkerConfig) -> dict[str, Any]:
@@ -51,39 +56,89 @@ def build_index(
     config: ChunkerConfig,
     progress: Progress | None = None,
 ) -> BuildReport:
-    """Build the corpus into a new build under ``index_dir`` and make it the live one."""
+    """Build the articles in ``corpus_dir`` into a new build under ``index_dir`` and make it live."""
     started = time.perf_counter()
     with build_lock(index_dir):
-        fingerprint = corpus_fingerprint(corpus_dir)
+        corpus = {"path": str(corpus_dir), "sha256": corpus_fingerprint(corpus_dir)}
         documents = load_corpus(corpus_dir)
-        chunker = Chunker(config, window=embedder)
-        passages: list[Passage] = []
-        for doc in documents:
-            passages.extend(chunker.chunk(doc))
-        log.info("%d documents, %d passages", len(documents), len(passages))
-        vectors = embed_passages(embedder, [p.text for p in passages], progress)
-        manifest = {
-            **expected_identity(embedder, config),
-            "corpus": {"path": str(corpus_dir), "sha256": fingerprint},
-        }
+        return _build(documents, index_dir, embedder, config, corpus, progress, started)
+
+
+def build_documents(
+    documents: Sequence[Document],
+    index_dir: Path,
+    embedder: Embedder,
+    config: ChunkerConfig,
+    corpus: dict[str, Any],
+    progress: Progress | None = None,
+) -> BuildReport:
+    """Build documents that did not come from a folder (a benchmark's corpus file, say)."""
+    started = time.perf_counter()
+    with build_lock(index_dir):
+        return _build(documents, index_dir, embedder, config, corpus, progress, started)
+
+
+def _build(
+    documents: Sequence[Document],
+    index_dir: Path,
+    embedder: Embedder,
+    config: ChunkerConfig,
+    corpus: dict[str, Any],
+    progress: Progress | None,
+    started: float,
+) -> BuildReport:
+    chunker = Chunker(config, window=embedder)
+    passages: list[Passage] = []
+    for doc in documents:
+        passages.extend(chunker.chunk(doc))
+    log.info("%d documents, %d passages", len(documents), len(passages))
+    identity = model_identity(embedder)
+    cache = EmbeddingCache(index_dir, model_key(identity), embedder.dimension, f"pending-{uuid.uuid4().hex}")
+    try:
+        vectors, embedded = embed_with_cache(embedder, [p.text for p in passages], cache, progress)
+        manifest = {"model": identity, "chunker": config.describe(), "corpus": corpus}
         build_id = write_build(index_dir, documents, passages, vectors, manifest)
+        cache.rename_build(build_id)
+        dropped = cache.retain(list_builds(index_dir))
+    finally:
+        cache.close()
     seconds = time.perf_counter() - started
-    log.info("build %s: %d passages in %.1f s", build_id, len(passages), seconds)
-    return BuildReport(build_id, len(documents), len(passages), seconds)
+    log.info(
+        "build %s: %d passages (%d embedded, %d from cache; %d cache rows dropped) in %.1f s",
+        build_id,
+        len(passages),
+        embedded,
+        len(passages) - embedded,
+        dropped,
+        seconds,
+    )
+    return BuildReport(build_id, len(documents), len(passages), seconds, embedded)
 
 
-def embed_passages(embedder: Embedder, texts: list[str], progress: Progress | None = None) -> Vectors:
-    """Embed in large slices (the model sorts each slice by length), reporting progress."""
-    parts: list[Vectors] = []
+def embed_with_cache(
+    embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache, progress: Progress | None = None
+) -> tuple[Vectors, int]:
+    """Vectors for ``texts``, from the cache where it has them, else from the model; and how many were new.
+
+    New texts are embedded in large slices (the model sorts each slice by length) and
+    stored after each slice, so progress survives a crash.
+    """
+    if not texts:
+        return np.zeros((0, embedder.dimension), dtype=np.float32), 0
+    keys = [text_key(t) for t in texts]
+    known = cache.get(keys)
+    text_of = dict(zip(keys, texts, strict=True))
+    missing = [k for k in text_of if k not in known]
     if progress:
-        progress(0, len(texts))
-    for start in range(0, len(texts), EMBED_CHUNK):
-        parts.append(embedder.embed_batch(texts[start : start + EMBED_CHUNK]))
+        progress(0, len(missing))
+    for start in range(0, len(missing), EMBED_CHUNK):
+        chunk = missing[start : start + EMBED_CHUNK]
+        vectors = embedder.embed_batch([text_of[k] for k in chunk])
+        cache.put(chunk, vectors)
+        known.update(zip(chunk, vectors, strict=True))
         if progress:
-            progress(min(start + EMBED_CHUNK, len(texts)), len(texts))
-    if not parts:
-        return np.zeros((0, embedder.dimension), dtype=np.float32)
-    return np.vstack(parts)
+            progress(start + len(chunk), len(missing))
+    return np.vstack([known[k] for k in keys]).astype(np.float32, copy=False), len(missing)
 
 
 def stale_reason(corpus_dir: Path, index_dir: Path, embedder: Embedder, config: ChunkerConfig) -> str | None:

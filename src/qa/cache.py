@@ -1,0 +1,123 @@
+"""Vectors already computed, kept with the index so a rebuild embeds only new text.
+
+One SQLite file, ``index/embedding-cache.sqlite``, maps (model key, sha256 of the text
+the model saw) to a vector. Each row remembers the last build that used it; after a
+successful build, rows used by no build still on disk are dropped, so the cache holds
+what the live and the previous build need, nothing more. Rows are committed as they
+are embedded, so a build that dies halfway leaves its work for the next one. The cache
+is disposable: a damaged file is replaced by an empty one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa.embedding import Vectors
+
+log = logging.getLogger(__name__)
+
+CACHE_FILE = "embedding-cache.sqlite"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS vectors (
+    model      TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    vector     BLOB NOT NULL,
+    last_build TEXT NOT NULL,
+    PRIMARY KEY (model, key)
+) WITHOUT ROWID;
+"""
+_BATCH = 500
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def model_key(identity: dict[str, Any]) -> str:
+    """A short stable key for a model identity (name, revision, dimension, probe)."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class EmbeddingCache:
+    """Lookup and storage of vectors for one model, stamped with the build that uses them."""
+
+    def __init__(self, index_dir: Path, model: str, dimension: int, build: str) -> None:
+        self.path = index_dir / CACHE_FILE
+        self.model = model
+        self.dimension = dimension
+        self.build = build
+        self._db = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = sqlite3.connect(self.path)
+            db.executescript(_SCHEMA)
+            db.execute("SELECT COUNT(*) FROM vectors").fetchone()
+        except sqlite3.DatabaseError as exc:
+            log.warning("embedding cache %s is unreadable (%s); starting an empty one", self.path, exc)
+            self.path.unlink(missing_ok=True)
+            db = sqlite3.connect(self.path)
+            db.executescript(_SCHEMA)
+        return db
+
+    def close(self) -> None:
+        self._db.close()
+
+    def get(self, keys: Sequence[str]) -> dict[str, Vectors]:
+        """Vectors found for ``keys``; each one found is stamped with this build."""
+        found: dict[str, Vectors] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _BATCH):
+            chunk = unique[start : start + _BATCH]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT key, vector FROM vectors WHERE model = ? AND key IN ({marks})",  # noqa: S608
+                [self.model, *chunk],
+            ).fetchall()
+            for key, blob in rows:
+                vector = np.frombuffer(blob, dtype=np.float32)
+                if vector.shape == (self.dimension,):
+                    found[key] = vector
+            self._db.executemany(
+                "UPDATE vectors SET last_build = ? WHERE model = ? AND key = ?",
+                [(self.build, self.model, key) for key in found if key in set(chunk)],
+            )
+        self._db.commit()
+        return found
+
+    def put(self, keys: Sequence[str], vectors: Vectors) -> None:
+        """Store freshly computed vectors (committed at once: a crash keeps them)."""
+        self._db.executemany(
+            "INSERT OR REPLACE INTO vectors (model, key, vector, last_build) VALUES (?, ?, ?, ?)",
+            [
+                (self.model, key, np.ascontiguousarray(vec, dtype=np.float32).tobytes(), self.build)
+                for key, vec in zip(keys, vectors, strict=True)
+            ],
+        )
+        self._db.commit()
+
+    def rename_build(self, build: str) -> None:
+        """Re-stamp this build's rows with its final id (known only once it is written)."""
+        self._db.execute("UPDATE vectors SET last_build = ? WHERE last_build = ?", (build, self.build))
+        self._db.commit()
+        self.build = build
+
+    def retain(self, builds: Iterable[str]) -> int:
+        """Drop rows no build in ``builds`` used, and rows of other models; return how many went."""
+        keep = sorted(set(builds) | {self.build})
+        marks = ",".join("?" * len(keep))
+        cursor = self._db.execute(
+            f"DELETE FROM vectors WHERE model != ? OR last_build NOT IN ({marks})",  # noqa: S608
+            [self.model, *keep],
+        )
+        self._db.commit()
+        return cursor.rowcount
