@@ -51,6 +51,8 @@ class ChunkerConfig:
 
     max_tokens: int = 96
     overlap_sentences: int = 0
+    #: Embed each passage as "<document title>\n<passage>" (the passage text itself is unchanged).
+    embed_title: bool = False
 
     def describe(self) -> dict[str, object]:
         return {
@@ -58,6 +60,7 @@ class ChunkerConfig:
             "version": CHUNKER_VERSION,
             "max_tokens": self.max_tokens,
             "overlap_sentences": self.overlap_sentences,
+            "embed_title": self.embed_title,
             "tokenizer": TOKENIZER,
             "splitter": SPLITTER,
         }
@@ -101,6 +104,15 @@ class Chunker:
         self.config = config
         self.window = window
 
+    def embedding_prefix(self, doc: Document) -> str:
+        """What the model sees before each passage of ``doc``: its title, when configured."""
+        return f"{doc.title}\n" if self.config.embed_title and doc.title else ""
+
+    def embedding_texts(self, doc: Document, passages: Sequence[Passage]) -> list[str]:
+        """The texts the model embeds for ``passages`` of ``doc``."""
+        prefix = self.embedding_prefix(doc)
+        return [prefix + p.text for p in passages]
+
     def chunk(self, doc: Document) -> list[Passage]:
         text = doc.text
         spans: list[tuple[int, int, str | None]] = []
@@ -108,7 +120,7 @@ class Chunker:
             units = self._units(text, run)
             spans.extend((s, e, section) for s, e in self._pack(text, units))
         if self.window is not None:
-            spans = _fit_window(text, spans, self.window)
+            spans = _fit_window(text, spans, self.window, self.embedding_prefix(doc))
 
         passages: list[Passage] = []
         occurrences: dict[str, int] = {}
@@ -187,12 +199,12 @@ def _prose_runs(text: str, blocks: Sequence[Block]) -> list[tuple[list[Block], s
 
 
 def _fit_window(
-    text: str, spans: list[tuple[int, int, str | None]], window: WindowCounter
+    text: str, spans: list[tuple[int, int, str | None]], window: WindowCounter, prefix: str = ""
 ) -> list[tuple[int, int, str | None]]:
-    """Split any passage the model would truncate, until every one fits its window."""
+    """Split any passage the model would truncate (with its prefix) until every one fits its window."""
     pending = spans
     while True:
-        counts = window.count_tokens([text[s:e] for s, e, _ in pending])
+        counts = window.count_tokens([prefix + text[s:e] for s, e, _ in pending])
         if all(n <= window.max_seq_length for n in counts):
             return pending
         fixed: list[tuple[int, int, str | None]] = []

@@ -89,13 +89,16 @@ def _build(
 ) -> BuildReport:
     chunker = Chunker(config, window=embedder)
     passages: list[Passage] = []
+    texts: list[str] = []
     for doc in documents:
-        passages.extend(chunker.chunk(doc))
+        chunks = chunker.chunk(doc)
+        passages.extend(chunks)
+        texts.extend(chunker.embedding_texts(doc, chunks))
     log.info("%d documents, %d passages", len(documents), len(passages))
     identity = model_identity(embedder)
     cache = EmbeddingCache(index_dir, model_key(identity), embedder.dimension, f"pending-{uuid.uuid4().hex}")
     try:
-        vectors, embedded = embed_with_cache(embedder, [p.text for p in passages], cache, progress)
+        vectors, embedded = embed_with_cache(embedder, texts, cache, progress)
         manifest = {"model": identity, "chunker": config.describe(), "corpus": corpus}
         build_id = write_build(index_dir, documents, passages, vectors, manifest)
         cache.rename_build(build_id)
