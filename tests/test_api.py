@@ -260,7 +260,7 @@ def test_openapi_lists_the_routes(client: TestClient) -> None:
     assert response.status_code == 200
     paths = response.json()["paths"]
     assert {"get", "post"} <= set(paths["/ask"])
-    for path in ("/passages/{passage_id}", "/documents", "/documents/{doc_id}", "/healthz"):
+    for path in ("/passages/{passage_id}", "/documents", "/documents/{doc_id}", "/healthz", "/readyz"):
         assert "get" in paths[path]
     # The searcher is a dependency, not something a client has to send.
     assert {p["name"] for p in paths["/ask"]["get"]["parameters"]} == {"q", "k"}
@@ -339,10 +339,9 @@ def test_post_ask_rejects_malformed_json(client: TestClient, content: bytes) -> 
 
 
 def test_post_ask_rejects_a_body_that_is_not_utf8(client: TestClient) -> None:
-    # FastAPI answers a body it cannot decode with its own 400; it still gets the common shape.
     response = client.post("/ask", content=b"\xff\xfe\x00", headers={"content-type": "application/json"})
-    assert response.status_code in (400, 422)
-    assert_error(response, response.status_code)
+    error = assert_error(response, 422, "invalid_request")
+    assert "UTF-8" in error["message"]
 
 
 def test_unknown_passage_is_404(client: TestClient) -> None:
@@ -394,13 +393,20 @@ INDEX_ROUTES = ["/ask?q=India", "/documents", "/documents/x", "/passages/x"]
 
 
 def assert_unavailable(test_client: TestClient, hidden: list[Path]) -> None:
-    responses = [test_client.get("/healthz"), test_client.post("/ask", json={"question": QUESTION})]
+    responses = [test_client.get("/readyz"), test_client.post("/ask", json={"question": QUESTION})]
     responses += [test_client.get(route) for route in INDEX_ROUTES]
     for response in responses:
         error = assert_error(response, 503, "unavailable")
         assert "qa build" in error["message"]
         for path in hidden:
             assert str(path) not in response.text
+    # Liveness stays 200: the process is up, it only cannot answer yet, and says why.
+    health = test_client.get("/healthz")
+    assert health.status_code == 200
+    assert health.json()["status"] == "not_ready"
+    assert "qa build" in health.json()["reason"]
+    for path in hidden:
+        assert str(path) not in health.text
 
 
 def test_empty_index_folder_is_503_without_its_path(settings: Settings, fake_embedder: FakeEmbedder) -> None:
@@ -427,7 +433,7 @@ def test_index_built_with_another_embedder_is_refused(settings: Settings, builde
     build_index(settings.corpus_dir, settings.index_dir, builder, config)
     with TestClient(create_app(settings, embedder=FakeEmbedder())) as test_client:
         assert_unavailable(test_client, [settings.index_dir, settings.index_dir.parent])
-        message = test_client.get("/healthz").json()["error"]["message"]
+        message = test_client.get("/readyz").json()["error"]["message"]
         assert "model" in message
 
 

@@ -362,7 +362,7 @@ def server(real_index_dir: Path, tmp_path: Path) -> Iterator[str]:
             if process.poll() is not None:
                 pytest.fail(f"qa serve exited with {process.returncode}:\n{log_path.read_text(errors='replace')}")
             try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass

@@ -1,27 +1,31 @@
 """The HTTP API: routes, request and response models, and error mapping; nothing else.
 
-Every error a client can see has one JSON shape::
+Every error a client can see has one JSON shape (see :mod:`qa.middleware`)::
 
     {"error": {"status": 422, "code": "invalid_request", "message": "...", "details": [...]}}
 
-and no traceback, file path or SQL ever reaches a client.
+and no traceback, file path or SQL ever reaches a client. The build being served is
+held by a :class:`~qa.live.LiveIndex`, which swaps in a new build between requests.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Depends, FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Query, Request, Security
+from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa import __version__
+from qa.batching import MicroBatcher
 from qa.chunking import ChunkerConfig
 from qa.citations import DocumentSummary, DocumentView, PassageView, resolve_document, resolve_passage, summarize
 from qa.config import MAX_K, MAX_QUESTION_CHARS, Settings
@@ -36,8 +40,16 @@ from qa.errors import (
     QAError,
 )
 from qa.indexing import expected_identity
+from qa.live import LiveIndex, NotServing
+from qa.metrics import Metrics, MetricsMiddleware
+from qa.middleware import (
+    BodyGuard,
+    error_response,
+    error_responses,
+    install_error_handlers,
+    reject_unknown_query_parameters,
+)
 from qa.search import Answer, Searcher
-from qa.store import Index
 
 log = logging.getLogger(__name__)
 
@@ -55,29 +67,35 @@ class DocumentList(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    """Liveness: always 200 while the process runs; ``status`` says whether it can answer."""
+
+    status: str = Field(description='"ok" when a build is open and the model loaded, else "not_ready".')
     build_id: str | None = None
     model: str | None = None
     passages: int | None = None
     documents: int | None = None
+    reason: str | None = Field(default=None, description="Why the service is not ready, and what fixes it.")
 
 
-class ErrorDetail(BaseModel):
-    status: int
-    code: str
-    message: str
-    details: list[dict[str, Any]] | None = None
+class Ready(BaseModel):
+    """Readiness: the build being served and the model answering."""
+
+    status: str = "ready"
+    build_id: str
+    model: str
+    passages: int
+    documents: int
 
 
-class ErrorBody(BaseModel):
-    error: ErrorDetail
+class Reloaded(BaseModel):
+    reloaded: bool = Field(description="False when CURRENT already named the build being served.")
+    build_id: str
+    previous_build_id: str | None
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "Unknown id."},
-    422: {"model": ErrorBody, "description": "Invalid question or parameters."},
-    503: {"model": ErrorBody, "description": "No usable index is open."},
-}
+#: Errors of the routes that read the index (the app adds 405, 413, 422 and 500 to every route).
+_ERRORS = error_responses(404, 422, 503)
+_EVERY_ROUTE = error_responses(405, 413, 422, 500)
 
 
 @dataclass
@@ -86,16 +104,35 @@ class _State:
 
     settings: Settings
     embedder: Embedder | None = None
-    searcher: Searcher | None = None
+    batcher: MicroBatcher | None = None
+    live: LiveIndex | None = None
+    #: Why there is no LiveIndex at all (the model did not load).
     error: str | None = None
 
+    def not_ready_reason(self) -> str:
+        if self.error:
+            return self.error
+        if self.live is not None and self.live.error is not None:
+            return public_reason(self.live.error)
+        return "the service is not ready"
 
-def live_searcher(request: Request) -> Searcher:
-    """The dependency every index route uses: the app's open searcher, or a 503."""
+
+def live_searcher(request: Request) -> Iterator[Searcher]:
+    """The dependency every index route uses: a lease on the open build for the request, or a 503.
+
+    The lease is returned after the route, so a reload never closes a build under a request.
+    """
     state: _State = request.app.state.qa
-    if state.searcher is None:
-        raise ServiceUnavailable(state.error or "the service is not ready")
-    return state.searcher
+    if state.live is None:
+        raise ServiceUnavailable(state.not_ready_reason())
+    try:
+        lease = state.live.acquire()
+    except NotServing:
+        raise ServiceUnavailable(state.not_ready_reason()) from None
+    try:
+        yield lease.searcher
+    finally:
+        lease.release()
 
 
 # At module level: with postponed annotations FastAPI resolves a route's annotations in
@@ -120,11 +157,14 @@ def public_reason(exc: QAError) -> str:
 
 
 def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
-    """The service over ``settings.index_dir``. The index and the model are opened once, at start-up.
+    """The service over ``settings.index_dir``. The model is loaded and the index opened at start-up.
 
-    ``embedder`` replaces the sentence-transformers model (tests pass a fake one).
+    ``embedder`` replaces the sentence-transformers model (tests pass a fake one). A
+    watcher thread reopens the index when CURRENT names a new build (see :mod:`qa.live`).
     """
     state = _State(settings=settings)
+    metrics = Metrics()
+    metrics.watch(lambda: state.live, lambda: state.batcher)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -132,18 +172,17 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         model: Embedder = embedder or SentenceTransformerEmbedder(settings.model, settings.batch_size)
         state.embedder = model
         try:
-            config = ChunkerConfig(settings.max_tokens, settings.overlap_sentences)
-            index = Index.open(settings.index_dir, expected_identity(model, config))
-            state.searcher = Searcher(index, model)
-            log.info("serving build %s (%d passages)", index.build_id, index.passage_count)
-        except (IndexStoreError, ModelError) as exc:
+            await run_in_threadpool(_start, state, model, owned)
+        except ModelError as exc:
             state.error = public_reason(exc)
-            log.error("no index to serve: %s", exc)
+            log.error("cannot load the model: %s", exc)
         try:
             yield
         finally:
-            if state.searcher is not None:
-                state.searcher.index.close()
+            if state.live is not None:
+                state.live.close()
+            if state.batcher is not None:
+                state.batcher.close()
             if owned and isinstance(model, SentenceTransformerEmbedder):
                 model.close()
 
@@ -152,9 +191,22 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         version=__version__,
         summary="Ranked, verbatim, cited passages from a folder of articles.",
         lifespan=lifespan,
+        responses=_EVERY_ROUTE,
+        dependencies=[Depends(reject_unknown_query_parameters)],
     )
     app.state.qa = state
-    _install_error_handlers(app)
+    install_error_handlers(app)
+    _install_qa_error_handlers(app)
+    # Added innermost first: metrics see every response, CORS headers go on errors too.
+    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.get("/ask", response_model=Answer, responses=_ERRORS, summary="Ask a question (query string)")
     def ask_get(
@@ -181,77 +233,110 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
     def get_document(live: Live, doc_id: str) -> DocumentView:
         return resolve_document(live.index, doc_id)
 
-    @app.get("/healthz", response_model=Health, responses={503: {"model": ErrorBody, "description": "Not ready."}})
-    def healthz() -> JSONResponse:
-        if state.searcher is None:
-            return _error(503, "unavailable", state.error or "the service is not ready")
-        index = state.searcher.index
-        health = Health(
+    @app.get("/healthz", response_model=Health, summary="Liveness: 200 whenever the process runs")
+    def healthz() -> Health:
+        index = state.live.current() if state.live is not None else None
+        if index is None:
+            return Health(status="not_ready", reason=state.not_ready_reason())
+        return Health(
             status="ok",
             build_id=index.build_id,
             model=str(index.manifest["model"]["name"]),
             passages=index.passage_count,
             documents=len(index.documents()),
         )
-        return JSONResponse(health.model_dump())
+
+    @app.get(
+        "/readyz",
+        response_model=Ready,
+        responses=error_responses(503),
+        summary="Readiness: 200 only with an index open and the model loaded",
+    )
+    def readyz(live: Live) -> Ready:
+        index = live.index
+        return Ready(
+            build_id=index.build_id,
+            model=str(index.manifest["model"]["name"]),
+            passages=index.passage_count,
+            documents=len(index.documents()),
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_page() -> Response:
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    if settings.admin_token is not None and settings.admin_token.get_secret_value():
+        _add_admin_routes(app, state, settings.admin_token.get_secret_value())
 
     return app
+
+
+def _start(state: _State, model: Embedder, owned: bool) -> None:
+    """Load the model, open the build CURRENT names and start watching for new ones."""
+    settings = state.settings
+    if owned and isinstance(model, SentenceTransformerEmbedder):
+        model.set_threads(settings.inference_threads)
+    config = ChunkerConfig(settings.max_tokens, settings.overlap_sentences)
+    expected = expected_identity(model, config)  # the first model call: loads it
+    state.batcher = MicroBatcher(model, settings.batch_wait_ms / 1000, settings.max_batch)
+    live = LiveIndex(settings.index_dir, state.batcher, expected)
+    live.open()
+    index = live.current()
+    if index is not None:
+        log.info("serving build %s (%d passages)", index.build_id, index.passage_count)
+    live.start_watching(settings.reload_interval)
+    state.live = live
+
+
+_bearer = HTTPBearer(auto_error=False, description="The token in QA_ADMIN_TOKEN.")
+
+
+def _add_admin_routes(app: FastAPI, state: _State, token: str) -> None:
+    """POST /admin/reload, which exists only when an admin token is configured."""
+    expected = token.encode("utf-8")
+
+    @app.post(
+        "/admin/reload",
+        response_model=Reloaded,
+        responses=error_responses(401, 409, 503),
+        summary="Switch to the build CURRENT names now",
+    )
+    def admin_reload(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    ) -> Reloaded | JSONResponse:
+        given = credentials.credentials.encode("utf-8") if credentials is not None else b""
+        if not hmac.compare_digest(given, expected):
+            return error_response(
+                401, "unauthorized", "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+            )
+        if state.live is None:
+            return error_response(503, "unavailable", state.not_ready_reason())
+        try:
+            result = state.live.reload()
+        except (IndexStoreError, ModelError) as exc:
+            return error_response(409, "conflict", f"the new build cannot be served: {public_reason(exc)}")
+        return Reloaded(reloaded=result.changed, build_id=result.build_id, previous_build_id=result.previous_build_id)
 
 
 class ServiceUnavailable(Exception):
     """Raised by the dependency when no index is open; its message is already public."""
 
 
-def _error(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:
-    body = ErrorBody(error=ErrorDetail(status=status, code=code, message=message, details=details))
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=status)
-
-
-def _describe(detail: dict[str, Any]) -> str:
-    if detail["type"] == "json_invalid":
-        return "the request body is not valid JSON"
-    return f"{'.'.join(detail['loc'])}: {detail['msg']}"
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            {
-                "loc": [str(part) for part in err.get("loc", ())],
-                "msg": str(err.get("msg", "")),
-                "type": str(err.get("type", "")),
-            }
-            for err in exc.errors()
-        ]
-        message = "; ".join(_describe(d) for d in details) or "invalid request"
-        return _error(422, "invalid_request", message, details)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-        response = _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
-        if exc.headers:
-            response.headers.update(exc.headers)
-        return response
+def _install_qa_error_handlers(app: FastAPI) -> None:
+    """The library's errors, mapped to HTTP statuses (here and nowhere else)."""
 
     @app.exception_handler(ServiceUnavailable)
     async def unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:
-        return _error(503, "unavailable", str(exc))
+        return error_response(503, "unavailable", str(exc))
 
     @app.exception_handler(QAError)
     async def qa_error(request: Request, exc: QAError) -> JSONResponse:
         if isinstance(exc, NotFoundError):
-            return _error(404, "not_found", str(exc))
+            return error_response(404, "not_found", str(exc))
         if isinstance(exc, InvalidQueryError):
-            return _error(422, "invalid_request", str(exc))
+            return error_response(422, "invalid_request", str(exc))
         if isinstance(exc, IndexStoreError | ModelError):
             log.error("cannot answer: %s", exc)
-            return _error(503, "unavailable", public_reason(exc))
-        log.exception("unexpected qa error")
-        return _error(500, "internal_error", "internal error")
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return _error(500, "internal_error", "internal error")
+            return error_response(503, "unavailable", public_reason(exc))
+        log.error("unexpected qa error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(500, "internal_error", "internal error")

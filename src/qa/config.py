@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Longest question accepted by the API and the CLI, in characters.
@@ -44,5 +44,24 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(32, ge=1, description="Passages per embedding batch.")
     default_k: int = Field(5, ge=1, le=MAX_K)
-    host: str = "127.0.0.1"
+    host: str = Field("127.0.0.1", description="Address `qa serve` listens on (loopback only by default).")
     port: int = Field(8000, ge=1, le=65535)
+
+    # -- serving ---------------------------------------------------------------------------
+    reload_interval: float = Field(
+        2.0, ge=0, description="Seconds between checks of index/CURRENT for a new build; 0 turns the watcher off."
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token for POST /admin/reload; the route does not exist without one."
+    )
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body accepted (413 above).")
+    batch_wait_ms: float = Field(
+        2.0, ge=0, le=100, description="How long the first question of a batch waits for others to join it."
+    )
+    max_batch: int = Field(64, ge=1, description="Most questions encoded in one model call.")
+    inference_threads: int = Field(
+        1, ge=1, le=64, description="torch intra-op threads for the model when `qa serve` runs it (measured: see docs)."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS, as JSON: QA_CORS_ORIGINS='[\"https://a.example\"]'."
+    )

@@ -144,6 +144,17 @@ class SentenceTransformerEmbedder:
         """Load the model now (on the inference thread) instead of on first use."""
         self._loaded()
 
+    def set_threads(self, threads: int) -> None:
+        """Let torch use ``threads`` intra-op threads (set from the inference thread, which runs the model)."""
+
+        def apply() -> None:
+            import torch
+
+            torch.set_num_threads(threads)
+
+        self._on_inference_thread(apply)
+        log.info("torch uses %d intra-op threads", threads)
+
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 
