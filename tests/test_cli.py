@@ -282,6 +282,16 @@ def test_serve_reads_host_and_port_from_the_environment(
     assert [(c["host"], c["port"]) for c in served] == [("127.0.0.2", 9001)]
 
 
+def test_serve_passes_reload_interval_and_inference_threads_to_the_app(
+    index_dir: Path, served: list[dict[str, Any]]
+) -> None:
+    result = qa("serve", "--index", str(index_dir), "--reload-interval", "0.5", "--inference-threads", "2")
+    assert result.exit_code == 0, result.output
+    settings = served[0]["app"].state.qa.settings
+    assert (settings.reload_interval, settings.inference_threads) == (0.5, 2)
+    assert settings.host == "127.0.0.1"
+
+
 @pytest.mark.usefixtures("no_server")
 @pytest.mark.parametrize("port", ["0", "70000", "abc", "-1"])
 def test_serve_rejects_a_bad_port(index_dir: Path, port: str) -> None:

@@ -164,12 +164,27 @@ def ask(question: str, k: int | None, as_json: bool, **options: Any) -> None:
 @_model_options
 @click.option("--host", help="Address to listen on. [env: QA_HOST; default: 127.0.0.1]")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port. [env: QA_PORT; default: 8000]")
+@click.option(
+    "--reload-interval",
+    type=click.FloatRange(0, 3600),
+    help="Seconds between checks for a new build; 0 = never. [env: QA_RELOAD_INTERVAL; default: 2]",
+)
+@click.option(
+    "--inference-threads",
+    type=click.IntRange(1, 64),
+    help="torch intra-op threads for the model. [env: QA_INFERENCE_THREADS; default: 1]",
+)
 def serve(host: str | None, port: int | None, **options: Any) -> None:
     """Serve an existing index over HTTP (OpenAPI docs at /docs).
+
+    A new build (``qa build`` in another shell) is picked up within the reload
+    interval; requests in flight finish on the old one. Health at /healthz and
+    /readyz, Prometheus metrics at /metrics. See docs/operations.md.
 
     \b
     qa serve --index index --host 127.0.0.1 --port 8000
     curl '127.0.0.1:8000/ask?q=Who+proposed+an+Asian+NATO%3F&k=3'
+    QA_ADMIN_TOKEN=... qa serve   # enables POST /admin/reload
     """
     import uvicorn
 
