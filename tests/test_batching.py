@@ -6,12 +6,13 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import pytest
 
 from qa.batching import MicroBatcher
-from qa.embedding import Vectors
+from qa.embedding import SentenceTransformerEmbedder, Vectors
 from tests.helpers import FakeEmbedder
 
 
@@ -119,3 +120,29 @@ def test_after_close_calls_go_straight_to_the_model() -> None:
     assert batcher.name == inner.name
     assert batcher.dimension == inner.dimension
     assert batcher.count_tokens(["a b"]) == inner.count_tokens(["a b"])
+
+
+@pytest.mark.model
+def test_with_the_real_model_every_encode_runs_on_the_inference_thread_and_batching_keeps_vectors(
+    real_embedder: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = real_embedder._loaded()
+    original = model.encode
+    threads: list[str] = []
+
+    def recording_encode(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, "encode", recording_encode)
+    batcher = MicroBatcher(real_embedder, wait_seconds=0.005)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            batched = list(pool.map(lambda q: batcher.embed_batch([q]), QUESTIONS[:16]))
+    finally:
+        batcher.close()
+    assert set(threads) == {"qa-inference_0"}
+    assert len(threads) < 16
+    alone = real_embedder.embed_batch(QUESTIONS[:16])
+    for row, result in zip(alone, batched, strict=True):
+        assert float(row @ result[0]) > 0.9999  # padding in a batch moves vectors by rounding only
