@@ -56,7 +56,8 @@ def test_the_open_build_is_reported(client: TestClient, built: Settings) -> None
     assert sample(text, "qa_build_info", build_id=current_build_id(built.index_dir), model="fake-hashing") == 1
     assert sample(text, "qa_reloads_total", result="success") == 0
     assert sample(text, "qa_reloads_total", result="failure") == 0
-    assert sample(text, "qa_build_duration_seconds") is None  # the manifest does not record it
+    manifest = json.loads((built.index_dir / ready["build_id"] / "manifest.json").read_text(encoding="utf-8"))
+    assert sample(text, "qa_build_duration_seconds") == manifest.get("build_seconds")  # None when not recorded
     assert client.get("/metrics").headers["content-type"].startswith("text/plain")
 
 
