@@ -17,7 +17,7 @@ import pytest
 from qa.api import create_app
 from qa.chunking import ChunkerConfig
 from qa.config import Settings
-from qa.errors import IndexCorruptError, IndexMismatchError
+from qa.errors import IndexCorruptError, IndexMismatchError, IndexStoreError
 from qa.indexing import build_index, expected_identity
 from qa.live import LiveIndex, NotServing
 from qa.store import current_build_id, switch_current
@@ -205,3 +205,19 @@ def test_no_request_fails_while_a_rebuild_switches_in(built: Settings, fake_embe
         assert (health["status"], health["build_id"]) == ("ok", new_id)
         metrics = httpx.get(f"{base}/metrics").text
         assert 'qa_reloads_total{result="success"} 1.0' in metrics
+
+
+def test_an_unexpected_error_while_opening_counts_as_a_failed_reload(
+    live: LiveIndex, built: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old_id = live.current().build_id  # type: ignore[union-attr]
+    rebuild_with_new_fact(built)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError("permission denied: /srv/secret")
+
+    monkeypatch.setattr("qa.live.Index.open_build", refuse)
+    with pytest.raises(IndexStoreError, match="PermissionError"):
+        live.reload()
+    assert live.current().build_id == old_id  # type: ignore[union-attr]
+    assert live.reloads_failed == 1

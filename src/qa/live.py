@@ -133,6 +133,10 @@ class LiveIndex:
             except (IndexStoreError, ModelError) as exc:
                 self._failed(exc, previous)
                 raise
+            except Exception as exc:  # an OS or library error the store did not name: still a bad build
+                error = IndexStoreError(f"cannot open the build in {self.index_dir}: {type(exc).__name__}: {exc}")
+                self._failed(error, previous)
+                raise error from exc
             self._swap(index)
             self._failed_build = None
             if previous is not None:
