@@ -190,7 +190,7 @@ def test_no_request_fails_while_a_rebuild_switches_in(built: Settings, fake_embe
         while httpx.get(f"{base}/readyz").json()["build_id"] != new_id:
             assert time.monotonic() < deadline, "the server did not switch within 10 s"
             time.sleep(0.05)
-        time.sleep(0.3)
+        time.sleep(1.0)  # keep the stream going on the new build
         stop.set()
         for thread in threads:
             thread.join(timeout=30)
