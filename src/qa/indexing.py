@@ -99,8 +99,14 @@ def _build(
     cache = EmbeddingCache(index_dir, model_key(identity), embedder.dimension, f"pending-{uuid.uuid4().hex}")
     try:
         vectors, embedded = embed_with_cache(embedder, texts, cache, progress)
-        manifest = {"model": identity, "chunker": config.describe(), "corpus": corpus}
-        build_id = write_build(index_dir, documents, passages, vectors, manifest)
+        manifest = {
+            "model": identity,
+            "chunker": config.describe(),
+            "corpus": corpus,
+            "embedded": embedded,
+            "reused": len(passages) - embedded,
+        }
+        build_id = write_build(index_dir, documents, passages, vectors, manifest, started=started)
         cache.rename_build(build_id)
         dropped = cache.retain(list_builds(index_dir))
     finally:

@@ -140,10 +140,13 @@ def write_build(
     passages: Sequence[Passage],
     vectors: Vectors,
     manifest: dict[str, Any],
+    started: float | None = None,
 ) -> str:
     """Write a complete build, switch CURRENT to it, prune old builds; return its id.
 
     The caller holds :func:`build_lock`. Nothing visible changes until the final rename.
+    ``started`` is the ``time.perf_counter()`` at which the build began: the manifest's
+    ``build_seconds`` is the wall time from then until the manifest is written.
     """
     if len(passages) != len(vectors):
         raise IndexStoreError(f"{len(passages)} passages but {len(vectors)} vectors")
@@ -162,6 +165,8 @@ def write_build(
             "documents": len(documents),
             "passages": len(passages),
         }
+        if started is not None:
+            full["build_seconds"] = round(time.perf_counter() - started, 3)
         _write_file(tmp / MANIFEST, json.dumps(full, indent=2, sort_keys=True) + "\n")
         _fsync_dir(tmp)
         tmp.rename(index_dir / build_id)
