@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 import uuid
@@ -12,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from qa import chunking, cleaning, sentences
 from qa.cache import EmbeddingCache, model_key, text_key
 from qa.chunking import Chunker, ChunkerConfig, Passage
 from qa.documents import Document, corpus_fingerprint, load_corpus
@@ -87,17 +90,12 @@ def _build(
     progress: Progress | None,
     started: float,
 ) -> BuildReport:
-    chunker = Chunker(config, window=embedder)
-    passages: list[Passage] = []
-    texts: list[str] = []
-    for doc in documents:
-        chunks = chunker.chunk(doc)
-        passages.extend(chunks)
-        texts.extend(chunker.embedding_texts(doc, chunks))
-    log.info("%d documents, %d passages", len(documents), len(passages))
     identity = model_identity(embedder)
     cache = EmbeddingCache(index_dir, model_key(identity), embedder.dimension, f"pending-{uuid.uuid4().hex}")
     try:
+        chunker = Chunker(config, window=embedder)
+        passages, texts = chunk_with_cache(chunker, documents, cache, chunker_key(config, identity))
+        log.info("%d documents, %d passages", len(documents), len(passages))
         vectors, embedded = embed_with_cache(embedder, texts, cache, progress)
         manifest = {
             "model": identity,
@@ -122,6 +120,63 @@ def _build(
         seconds,
     )
     return BuildReport(build_id, len(documents), len(passages), seconds, embedded)
+
+
+def chunker_key(config: ChunkerConfig, identity: dict[str, Any]) -> str:
+    """What decides passage boundaries besides a document's own text.
+
+    The chunker's parameters, the model's window and tokenizer (its identity), and the
+    source of the modules that clean, split and pack text: a change to any of them, even
+    one that forgets to bump ``CHUNKER_VERSION``, makes every document chunk afresh.
+    """
+    digest = hashlib.sha256(json.dumps([config.describe(), identity], sort_keys=True).encode())
+    for module in (cleaning, chunking, sentences):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def chunk_key(key: str, chunker: Chunker, doc: Document) -> str:
+    """The cache key of one document's passages: chunker key, id, embedding prefix and text."""
+    data = "\0".join((key, doc.doc_id, chunker.embedding_prefix(doc), doc.text))
+    return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def chunk_with_cache(
+    chunker: Chunker, documents: Sequence[Document], cache: EmbeddingCache, key: str
+) -> tuple[list[Passage], list[str]]:
+    """Passages of every document and the texts the model embeds for them.
+
+    A document whose text, id and embedding prefix are unchanged since a kept build reuses
+    its stored passage boundaries instead of being cleaned, split and counted again.
+    """
+    keys = [chunk_key(key, chunker, doc) for doc in documents]
+    known = cache.get_chunks(keys)
+    fresh: dict[str, list[list[Any]]] = {}
+    passages: list[Passage] = []
+    texts: list[str] = []
+    for doc, k in zip(documents, keys, strict=True):
+        chunks = _passages_from_spans(doc, known[k]) if k in known else None
+        if chunks is None:
+            chunks = chunker.chunk(doc)
+            fresh[k] = [[p.passage_id, p.start, p.end, p.section, p.n_tokens] for p in chunks]
+        passages.extend(chunks)
+        texts.extend(chunker.embedding_texts(doc, chunks))
+    cache.put_chunks(fresh)
+    log.info("%d documents chunked, %d unchanged", len(fresh), len(documents) - len(fresh))
+    return passages, texts
+
+
+def _passages_from_spans(doc: Document, spans: list[list[Any]]) -> list[Passage] | None:
+    """Passages rebuilt from stored boundaries, or ``None`` if the stored row does not fit the text."""
+    passages = []
+    try:
+        for ordinal, (pid, start, end, section, n_tokens) in enumerate(spans):
+            if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(doc.text)):
+                return None
+            passages.append(Passage(str(pid), doc.doc_id, ordinal, start, end, doc.text[start:end], section, n_tokens))
+    except (TypeError, ValueError):
+        return None
+    return passages
 
 
 def embed_with_cache(
