@@ -19,13 +19,17 @@ from qa.cache import EmbeddingCache, model_key, text_key
 from qa.chunking import Chunker, ChunkerConfig, Passage
 from qa.documents import Document, corpus_fingerprint, load_corpus
 from qa.embedding import Embedder, Vectors, model_identity
-from qa.errors import IndexStoreError
+from qa.errors import IndexCorruptError, IndexMismatchError, IndexStoreError, RollbackError
 from qa.store import (
+    Index,
     build_lock,
     compatibility_problems,
     current_build_id,
     list_builds,
+    previous_build_id,
     read_manifest,
+    remove_partial_builds,
+    switch_current,
     write_build,
 )
 
@@ -90,6 +94,7 @@ def _build(
     progress: Progress | None,
     started: float,
 ) -> BuildReport:
+    remove_partial_builds(index_dir)  # the lock is held: whatever a killed build left is stale
     identity = model_identity(embedder)
     cache = EmbeddingCache(index_dir, model_key(identity), embedder.dimension, f"pending-{uuid.uuid4().hex}")
     try:
@@ -217,3 +222,31 @@ def stale_reason(corpus_dir: Path, index_dir: Path, embedder: Embedder, config: 
     if (manifest.get("corpus") or {}).get("sha256") != corpus_fingerprint(corpus_dir):
         return f"the articles in {corpus_dir} changed since build {manifest.get('build_id')}"
     return None
+
+
+def rollback(index_dir: Path, expected: dict[str, Any] | None = None) -> tuple[str, str]:
+    """Switch CURRENT back to the previous build; return ``(rolled back from, rolled back to)``.
+
+    The previous build is the one CURRENT named when the live build was made (see
+    :func:`qa.store.previous_build_id`). It is opened and checked first, exactly as a
+    server would open it, against ``expected`` (see :func:`expected_identity`): a build
+    made with another model or chunker, or a damaged one, is refused and CURRENT is not
+    touched. The switch itself is one ``os.replace``. Builds are never deleted here.
+    """
+    with build_lock(index_dir):
+        current = current_build_id(index_dir)
+        target = previous_build_id(index_dir)
+        if target is None:
+            raise RollbackError(
+                f"there is no previous build to roll back to in {index_dir}: {current} is the only one "
+                f"kept (a rollback does not chain). Build again with `qa build` instead."
+            )
+        try:
+            Index.open_build(index_dir / target, expected).close()
+        except IndexMismatchError as exc:
+            raise IndexMismatchError(f"refusing to roll back to build {target}: {exc}") from None
+        except IndexStoreError as exc:
+            raise IndexCorruptError(f"refusing to roll back to build {target}: {exc}") from None
+        switch_current(index_dir, target)
+    log.info("rolled back %s: CURRENT %s -> %s", index_dir, current, target)
+    return current, target

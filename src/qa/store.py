@@ -151,6 +151,10 @@ def write_build(
     if len(passages) != len(vectors):
         raise IndexStoreError(f"{len(passages)} passages but {len(vectors)} vectors")
     remove_partial_builds(index_dir)
+    try:
+        previous: str | None = current_build_id(index_dir)
+    except IndexNotFoundError:
+        previous = None
     build_id = _new_build_id(index_dir, manifest)
     tmp = index_dir / f"{TMP_PREFIX}{build_id}-{os.getpid()}"
     tmp.mkdir(parents=True)
@@ -164,6 +168,8 @@ def write_build(
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "documents": len(documents),
             "passages": len(passages),
+            # What CURRENT named when this build was made: what `qa rollback` goes back to.
+            "previous_build": previous,
         }
         if started is not None:
             full["build_seconds"] = round(time.perf_counter() - started, 3)
@@ -214,29 +220,78 @@ def current_build_id(index_dir: Path) -> str:
     return build_id
 
 
+def previous_build_id(index_dir: Path) -> str | None:
+    """The build to roll back to: the one CURRENT named before the live build was made.
+
+    ``None`` when there is none on disk (the first build, or after a rollback, whose
+    target's own previous build has been pruned). A manifest written before builds
+    recorded ``previous_build`` falls back to the newest complete build older than the
+    live one.
+    """
+    current = current_build_id(index_dir)
+    manifest = read_manifest(index_dir / current)
+    builds = list_builds(index_dir)
+    if "previous_build" in manifest:
+        previous = manifest["previous_build"]
+        return previous if isinstance(previous, str) and previous != current and previous in builds else None
+    older = [b for b in builds if b < current]
+    return older[-1] if older else None
+
+
 def prune_builds(index_dir: Path, keep: int = 2) -> list[str]:
-    """Remove all but the newest ``keep`` builds, never the current one; return what went."""
+    """Remove old builds, keeping the current one and the ones it would roll back to; return what went.
+
+    ``keep`` counts the current build: with 2, the current build and its previous one
+    (:func:`previous_build_id`) stay. After a rollback followed by a new build, the
+    build that was rolled back from is the one removed, not the build that was serving.
+    """
     builds = list_builds(index_dir)
     try:
-        current = current_build_id(index_dir)
+        chain = [current_build_id(index_dir)]
     except IndexNotFoundError:
-        current = None
+        chain = []
+    while chain and len(chain) < keep:
+        try:
+            manifest = read_manifest(index_dir / chain[-1])
+        except IndexStoreError:
+            break
+        previous = manifest.get("previous_build")
+        if not isinstance(previous, str) or previous not in builds or previous in chain:
+            break
+        chain.append(previous)
+    # Builds made before manifests recorded their previous build: keep the newest.
+    for build_id in reversed(builds):
+        if len(chain) >= keep:
+            break
+        if build_id not in chain:
+            chain.append(build_id)
     removed = []
-    for build_id in builds[: max(0, len(builds) - keep)]:
-        if build_id != current:
+    for build_id in builds:
+        if build_id not in chain:
             shutil.rmtree(index_dir / build_id, ignore_errors=True)
             removed.append(build_id)
     return removed
 
 
-def remove_partial_builds(index_dir: Path) -> None:
-    """Delete temporary folders left by builds whose process is gone."""
-    for tmp in index_dir.glob(f"{TMP_PREFIX}*"):
-        pid = tmp.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and _process_alive(int(pid)):
-            continue
-        log.info("removing the partial build %s", tmp.name)
-        shutil.rmtree(tmp, ignore_errors=True)
+def remove_partial_builds(index_dir: Path) -> list[str]:
+    """Delete what interrupted builds left behind: ``.tmp-*`` folders and ``CURRENT.*.tmp`` files.
+
+    The caller holds :func:`build_lock`, so no other build is writing: every such
+    leftover belongs to a build that failed or was killed (a process id in the name
+    could have been reused since, so it is not consulted). Returns what was removed.
+    """
+    removed = []
+    for tmp in sorted(index_dir.glob(f"{TMP_PREFIX}*")):
+        log.warning("removing %s, left by an interrupted build", tmp)
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        removed.append(tmp.name)
+    for tmp in sorted(index_dir.glob(f"{CURRENT}.*.tmp")):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp.name)
+    return removed
 
 
 def read_manifest(build_dir: Path) -> dict[str, Any]:
@@ -518,15 +573,3 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
