@@ -268,3 +268,13 @@ def test_rollback_refuses_a_damaged_previous_build(built: Settings) -> None:
     with pytest.raises(IndexCorruptError, match=f"refusing to roll back to build {first}"):
         rollback(built.index_dir)
     assert current_build_id(built.index_dir) == second
+
+
+def test_rollback_works_when_the_live_build_is_damaged(built: Settings) -> None:
+    first = current_build_id(built.index_dir)
+    second = _build(built)
+    (built.index_dir / second / MANIFEST).write_text("{damaged")
+    with pytest.raises(IndexCorruptError):
+        Index.open(built.index_dir)
+    assert rollback(built.index_dir) == (second, first)
+    Index.open(built.index_dir).close()

@@ -227,13 +227,16 @@ def previous_build_id(index_dir: Path) -> str | None:
     """The build to roll back to: the one CURRENT named before the live build was made.
 
     ``None`` when there is none on disk (the first build, or after a rollback, whose
-    target's own previous build has been pruned). A manifest written before builds
-    recorded ``previous_build`` falls back to the newest complete build older than the
-    live one.
+    target's own previous build has been pruned). When the live build's manifest is
+    unreadable, or was written before builds recorded ``previous_build``, it is the
+    newest complete build older than the live one.
     """
     current = current_build_id(index_dir)
-    manifest = read_manifest(index_dir / current)
     builds = list_builds(index_dir)
+    try:
+        manifest = read_manifest(index_dir / current)
+    except IndexStoreError:  # the live build is damaged: exactly when a rollback is wanted
+        manifest = {}
     if "previous_build" in manifest:
         previous = manifest["previous_build"]
         return previous if isinstance(previous, str) and previous != current and previous in builds else None
