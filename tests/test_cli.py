@@ -188,6 +188,7 @@ def test_rollback_without_an_index_says_to_build_one(tmp_path: Path) -> None:
     result = qa("rollback", "--index", str(tmp_path / "index"))
     assert result.exit_code == 1
     assert "qa build" in result.output
+    assert not (tmp_path / "index").exists()
 
 
 # -- qa ask -------------------------------------------------------------------------------

@@ -231,8 +231,10 @@ def rollback(index_dir: Path, expected: dict[str, Any] | None = None) -> tuple[s
     :func:`qa.store.previous_build_id`). It is opened and checked first, exactly as a
     server would open it, against ``expected`` (see :func:`expected_identity`): a build
     made with another model or chunker, or a damaged one, is refused and CURRENT is not
-    touched. The switch itself is one ``os.replace``. Builds are never deleted here.
+    touched. The switch itself is one ``os.replace``. Builds are never deleted here. A
+    build in progress is waited for (both hold the build lock).
     """
+    current_build_id(index_dir)  # no index at all: say so before creating the lock file
     with build_lock(index_dir):
         current = current_build_id(index_dir)
         target = previous_build_id(index_dir)
