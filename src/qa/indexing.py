@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -135,9 +136,17 @@ def chunker_key(config: ChunkerConfig, identity: dict[str, Any]) -> str:
     one that forgets to bump ``CHUNKER_VERSION``, makes every document chunk afresh.
     """
     digest = hashlib.sha256(json.dumps([config.describe(), identity], sort_keys=True).encode())
+    digest.update(_chunking_code_digest().encode())
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def _chunking_code_digest() -> str:
+    """sha256 of the source of the modules that decide passage boundaries, read once per process."""
+    digest = hashlib.sha256()
     for module in (cleaning, chunking, sentences):
         digest.update(Path(module.__file__ or "").read_bytes())
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
 
 
 def chunk_key(key: str, chunker: Chunker, doc: Document) -> str:

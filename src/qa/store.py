@@ -669,8 +669,13 @@ def _write_vectors(path: Path, vectors: Vectors) -> None:
         os.fsync(handle.fileno())
 
 
+#: The manifest entries a build id's suffix hashes: what was built, not how long it took.
+_BUILD_ID_KEYS = ("model", "chunker", "corpus")
+
+
 def _new_build_id(index_dir: Path, manifest: dict[str, Any]) -> str:
-    content = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:8]
+    what = {k: manifest.get(k) for k in _BUILD_ID_KEYS}
+    content = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:8]
     now = time.time()
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}Z"
     build_id = f"{stamp}-{content}"
