@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Sequence
@@ -11,9 +12,10 @@ import numpy as np
 import pytest
 
 from qa import indexing
-from qa.cache import CACHE_FILE
-from qa.chunking import ChunkerConfig
+from qa.cache import CACHE_FILE, EmbeddingCache
+from qa.chunking import Chunker, ChunkerConfig, Passage
 from qa.config import Settings
+from qa.documents import Document
 from qa.embedding import Vectors
 from qa.indexing import build_index
 from qa.store import Index, list_builds
@@ -42,6 +44,17 @@ def _passage_texts(index_dir: Path, doc_id: str | None = None) -> list[str]:
     try:
         passages = index.passages(list(range(1, index.passage_count + 1)))
         return [p.text for p in passages if doc_id is None or p.doc_id == doc_id]
+    finally:
+        index.close()
+
+
+def _passage_rows(index_dir: Path) -> list[tuple[str, str, int, int, str]]:
+    index = Index.open(index_dir)
+    try:
+        return [
+            (p.passage_id, p.doc_id, p.start, p.end, p.text)
+            for p in index.passages(list(range(1, index.passage_count + 1)))
+        ]
     finally:
         index.close()
 
@@ -132,3 +145,122 @@ def test_a_damaged_cache_is_replaced(settings: Settings, caplog: pytest.LogCaptu
     assert "embedding cache" in caplog.text
     assert report.embedded == report.passages
     assert np.isfinite(report.seconds)
+
+
+# -- incremental builds, one change at a time -----------------------------------------------
+
+
+def _search_doc_ids(index_dir: Path, texts: Sequence[str], k: int = 10) -> set[str]:
+    index = Index.open(index_dir)
+    try:
+        vectors = FakeEmbedder().embed_batch(list(texts))
+        rowids = [rowid for vector in vectors for rowid, _ in index.search(vector, k)]
+        return {p.doc_id for p in index.passages(rowids)}
+    finally:
+        index.close()
+
+
+def test_editing_one_article_embeds_only_its_new_passages(settings: Settings) -> None:
+    build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), CONFIG)
+    doc_id = "003_4fdb1282455ab5f8"
+    before = _passage_texts(settings.index_dir, doc_id)
+    others = set(_passage_texts(settings.index_dir)) - set(before)
+    edited = settings.corpus_dir / f"{doc_id}.txt"
+    edited.write_bytes(edited.read_bytes().replace(b"on October 1 stressed", b"on 1 October stressed"))
+    embedder = CountingEmbedder()
+    report = build_index(settings.corpus_dir, settings.index_dir, embedder, CONFIG)
+    after = _passage_texts(settings.index_dir, doc_id)
+    assert 0 < report.embedded < len(after)
+    assert embedder.texts[1:] == [t for t in after if t not in before]
+    assert set(_passage_texts(settings.index_dir)) - set(after) == others
+
+
+def test_adding_one_article_embeds_only_its_passages(settings: Settings) -> None:
+    build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), CONFIG)
+    (settings.corpus_dir / "added.txt").write_text(
+        "An Added Article\n\nThe added article brings one new paragraph of prose. It has two sentences.\n"
+    )
+    embedder = CountingEmbedder()
+    report = build_index(settings.corpus_dir, settings.index_dir, embedder, CONFIG)
+    added = _passage_texts(settings.index_dir, "added")
+    assert report.embedded == len(added) == 1
+    assert embedder.texts[1:] == added
+    assert report.documents == 6
+
+
+def test_a_deleted_article_leaves_the_index_and_the_results(settings: Settings) -> None:
+    build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), CONFIG)
+    doc_id = "001_3737cd750cfae74d"
+    gone = _passage_texts(settings.index_dir, doc_id)
+    assert doc_id in _search_doc_ids(settings.index_dir, gone)
+    (settings.corpus_dir / f"{doc_id}.txt").unlink()
+    embedder = CountingEmbedder()
+    report = build_index(settings.corpus_dir, settings.index_dir, embedder, CONFIG)
+    assert report.embedded == 0
+    assert report.documents == 4
+    assert not _passage_texts(settings.index_dir, doc_id)
+    assert doc_id not in _search_doc_ids(settings.index_dir, gone)
+    index = Index.open(settings.index_dir)
+    try:
+        assert index.document(doc_id) is None
+        assert index.passage_count == report.passages
+    finally:
+        index.close()
+
+
+def test_an_unchanged_rebuild_chunks_nothing_and_gives_the_same_passages(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), CONFIG)
+    first = _passage_rows(settings.index_dir)
+    chunked: list[str] = []
+    original = Chunker.chunk
+
+    def counting_chunk(self: Chunker, doc: Document) -> list[Passage]:
+        chunked.append(doc.doc_id)
+        return original(self, doc)
+
+    monkeypatch.setattr(Chunker, "chunk", counting_chunk)
+    build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), CONFIG)
+    assert chunked == []
+    assert _passage_rows(settings.index_dir) == first
+    # An edited article is chunked again, and only it.
+    edited = settings.corpus_dir / "000_f4e7857b5d4e8740.txt"
+    edited.write_bytes(edited.read_bytes() + b"\nA closing sentence was added to this article today.\n")
+    build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), CONFIG)
+    assert chunked == ["000_f4e7857b5d4e8740"]
+    # Other chunker settings chunk everything again.
+    chunked.clear()
+    build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), ChunkerConfig(max_tokens=64))
+    assert len(chunked) == 5
+
+
+def test_the_manifest_records_build_time_and_reuse(settings: Settings) -> None:
+    first = build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), CONFIG)
+    second = build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), CONFIG)
+    # The id's suffix hashes what was built, not how: the same corpus, model and chunker give the same one.
+    assert first.build_id.split("-", 1)[1] == second.build_id.split("-", 1)[1]
+    for report, embedded in ((first, first.passages), (second, 0)):
+        manifest = json.loads((settings.index_dir / report.build_id / "manifest.json").read_text())
+        assert 0 < manifest["build_seconds"] <= report.seconds
+        assert manifest["embedded"] == embedded
+        assert manifest["reused"] == report.passages - embedded
+
+
+def test_the_cache_is_in_wal_mode_and_commits_once_per_slice(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path, "m", 4, "b1")
+    statements: list[str] = []
+    cache._db.set_trace_callback(statements.append)
+    try:
+        assert cache._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        keys = [f"k{i}" for i in range(1200)]
+        cache.put(keys, np.ones((1200, 4), dtype=np.float32))
+        assert sum(s.upper().startswith("COMMIT") for s in statements) == 1
+        statements.clear()
+        found = cache.get([*keys, "missing"])
+        assert len(found) == 1200
+        # Three slices of at most 500 keys, one SELECT each, and one commit for the lot.
+        assert sum(s.upper().startswith("SELECT") for s in statements) == 3
+        assert sum(s.upper().startswith("COMMIT") for s in statements) == 1
+    finally:
+        cache.close()

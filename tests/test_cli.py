@@ -144,6 +144,53 @@ def test_build_without_a_corpus_fails_clearly(tmp_path: Path, fake_model: list[C
     assert all(e.closed for e in fake_model)
 
 
+# -- qa rollback --------------------------------------------------------------------------
+
+
+def test_rollback_makes_the_previous_build_live(corpus_dir: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    assert qa("build", "--corpus", str(corpus_dir), "--index", str(index_dir)).exit_code == 0
+    first = current(index_dir)
+    (corpus_dir / "extra.txt").write_text("An Extra Article\n\nIt has one paragraph of prose, and it is short.\n")
+    rebuilt = qa("build", "--corpus", str(corpus_dir), "--index", str(index_dir))
+    assert "1 embedded" in rebuilt.output
+    second = current(index_dir)
+    result = qa("rollback", "--index", str(index_dir))
+    assert result.exit_code == 0, result.output
+    assert f"CURRENT {second} -> {first}" in result.output
+    assert current(index_dir) == first
+
+
+def test_rollback_without_a_previous_build_fails_clearly(corpus_dir: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    assert qa("build", "--corpus", str(corpus_dir), "--index", str(index_dir)).exit_code == 0
+    only = current(index_dir)
+    result = qa("rollback", "--index", str(index_dir))
+    assert result.exit_code == 1
+    assert "no previous build" in result.output
+    assert "Traceback" not in result.output
+    assert current(index_dir) == only
+
+
+def test_rollback_to_a_build_of_another_chunker_is_refused(corpus_dir: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    assert qa("build", "--corpus", str(corpus_dir), "--index", str(index_dir), "--max-tokens", "64").exit_code == 0
+    assert qa("build", "--corpus", str(corpus_dir), "--index", str(index_dir)).exit_code == 0
+    second = current(index_dir)
+    result = qa("rollback", "--index", str(index_dir))
+    assert result.exit_code == 1
+    assert "refusing to roll back" in result.output
+    assert "max_tokens=64" in result.output
+    assert current(index_dir) == second
+
+
+def test_rollback_without_an_index_says_to_build_one(tmp_path: Path) -> None:
+    result = qa("rollback", "--index", str(tmp_path / "index"))
+    assert result.exit_code == 1
+    assert "qa build" in result.output
+    assert not (tmp_path / "index").exists()
+
+
 # -- qa ask -------------------------------------------------------------------------------
 
 
@@ -310,6 +357,7 @@ def test_serve_rejects_a_bad_port(index_dir: Path, port: str) -> None:
         (["build"], "qa build --corpus seeds --index index"),
         (["ask"], 'qa ask "'),
         (["serve"], "qa serve --index index --host 127.0.0.1 --port 8000"),
+        (["rollback"], "qa rollback --index index"),
     ],
 )
 def test_help_shows_an_example(args: list[str], example: str) -> None:
@@ -321,7 +369,7 @@ def test_help_shows_an_example(args: list[str], example: str) -> None:
 
 def test_help_lists_every_command() -> None:
     output = qa("--help").output
-    for command in ("build", "ask", "serve"):
+    for command in ("build", "ask", "serve", "rollback"):
         assert f"  {command} " in output
 
 

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from qa.chunking import Chunker, ChunkerConfig
 from qa.cleaning import analyse
 from qa.documents import Document, corpus_files, corpus_fingerprint, decode, load_corpus, read_document
 from qa.errors import CorpusError, QAError
+from qa.indexing import build_index
+from qa.store import Index
+from tests.helpers import ROOT, FakeEmbedder
 
 LOGGER = "qa.documents"
 
@@ -477,3 +486,292 @@ def test_fingerprint_changes_when_a_file_is_renamed_moved_added_or_removed(corpu
     moved.unlink()
     seen.add(corpus_fingerprint(corpus_dir))
     assert len(seen) == 5
+
+
+# --------------------------------------------------------------------------- hostile input
+
+
+def test_mostly_control_characters_is_binary(corpus: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    _write(corpus, "a.txt", ARTICLE)
+    _write(corpus, "dump.txt", bytes(range(1, 32)) * 40 + b"some text")
+    assert [d.source for d in load_corpus(corpus)] == ["a.txt"]
+    (message,) = _warnings(caplog)
+    assert "dump.txt" in message
+    assert "binary" in message
+    assert "control characters" in message
+
+
+def test_a_few_control_characters_are_still_text() -> None:
+    data = ("Title Line\n\n\x0c" + PARAGRAPH + "\x1b\x07\n").encode()
+    assert decode(data) == (data.decode(), "utf-8")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_utf16_and_utf32_with_a_byte_order_mark(corpus: Path, encoding: str) -> None:
+    text = "India\u2019s Reply to Tokyo\r\n\r\nBy Jane Doe\r\n\r\n" + PARAGRAPH + " Caf\u00e9s closed.\r\n"
+    _write(corpus, "wide.txt", "\ufeff".encode(encoding) + text.encode(encoding))
+    (doc,) = load_corpus(corpus)
+    assert doc.text == text
+    assert doc.encoding == encoding[:6]
+    assert doc.title == "India\u2019s Reply to Tokyo"
+    assert doc.author == "Jane Doe"
+
+
+def test_utf16_without_a_byte_order_mark_is_skipped_as_binary(corpus: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    _write(corpus, "a.txt", ARTICLE)
+    _write(corpus, "wide.txt", ARTICLE.encode("utf-16-le"))
+    assert [d.source for d in load_corpus(corpus)] == ["a.txt"]
+    assert "wide.txt" in _warnings(caplog)[0]
+
+
+def test_a_bad_byte_order_mark_is_skipped_with_a_warning(corpus: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    _write(corpus, "a.txt", ARTICLE)
+    _write(corpus, "odd.txt", codecs.BOM_UTF16_LE + b"\x00\xd8")  # a lone surrogate
+    assert [d.source for d in load_corpus(corpus)] == ["a.txt"]
+    (message,) = _warnings(caplog)
+    assert "odd.txt" in message
+    assert "byte-order mark" in message
+
+
+def test_utf8_with_stray_windows_1252_bytes(corpus: Path) -> None:
+    data = (
+        "India\u2019s Reply\n\n".encode()
+        + b"\x93We are buying time,\x94 said the engineer \x96 and the caf\xe9 owners agreed. "
+        + "Officials in Z\u00fcrich and S\u00e3o Paulo said the same \u2026 on Monday.\n".encode()
+    )
+    _write(corpus, "mixed.txt", data)
+    (doc,) = load_corpus(corpus)
+    assert doc.encoding == "utf-8+cp1252"
+    assert doc.title == "India\u2019s Reply"
+    assert "\u201cWe are buying time,\u201d said the engineer \u2013 and the caf\u00e9 owners" in doc.text
+    assert "Z\u00fcrich and S\u00e3o Paulo said the same \u2026 on Monday" in doc.text
+    assert doc.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_windows_1252_with_an_accidental_utf8_sequence_stays_windows_1252() -> None:
+    text = "Caf\u00e9 cr\u00e8me \u00e0 la fran\u00e7aise, \u00c3\u00a9t\u00e9 \u201cquoted\u201d."
+    assert decode(text.encode("cp1252")) == (text, "cp1252")
+
+
+def test_undefined_windows_1252_bytes_in_utf8_fall_back_to_latin1() -> None:
+    data = "\u2019quoted\u2019 ".encode() * 3 + b"\x81 and \x9d"
+    assert decode(data) == ("\u2019quoted\u2019 " * 3 + "\x81 and \x9d", "utf-8+cp1252")
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r", "\n", "mixed"])
+def test_line_endings_keep_offsets_exact_through_a_build(tmp_path: Path, newline: str) -> None:
+    corpus = tmp_path / "corpus"
+    lines = ["Harbour Cities Race to Rebuild Sea Walls", "", "By Jane Doe", "", PARAGRAPH, "", PARAGRAPH[::-1] + "."]
+    lines += ["", "Second Section", "", "The second section has its own sentence about the harbour walls."]
+    if newline == "mixed":
+        text = "".join(line + ("\r\n", "\r", "\n")[i % 3] for i, line in enumerate(lines))
+    else:
+        text = newline.join(lines) + newline
+    _write(corpus, "walls.txt", text.encode())
+    (doc,) = load_corpus(corpus)
+    assert doc.text == text
+    assert doc.title == "Harbour Cities Race to Rebuild Sea Walls"
+    assert doc.author == "Jane Doe"
+    report = build_index(corpus, tmp_path / "index", FakeEmbedder(), ChunkerConfig())
+    index = Index.open(tmp_path / "index")
+    try:
+        stored = index.document_text("walls")
+        assert stored is not None
+        assert stored[0] == text
+        passages = index.document_passages("walls")
+        assert len(passages) == report.passages >= 2
+        for p in passages:
+            assert stored[0][p.start : p.end] == p.text
+            assert p.text == p.text.strip()
+        # The first passage runs over both paragraphs, keeping the file's own line breaks between them.
+        second = PARAGRAPH[::-1] + "."
+        between = text[text.index(PARAGRAPH) + len(PARAGRAPH) : text.index(second)]
+        assert between.strip() == ""
+        assert passages[0].text == PARAGRAPH + between + second
+        assert passages[-1].section == "Second Section"
+    finally:
+        index.close()
+
+
+def test_broken_links_fifos_and_link_loops_are_skipped_with_a_warning(
+    corpus: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    _write(corpus, "a.txt", ARTICLE)
+    (corpus / "broken.txt").symlink_to(corpus / "nowhere.txt")
+    os.mkfifo(corpus / "pipe.txt")
+    (corpus / "loop.md").symlink_to(corpus / "loop.md")
+    (corpus / "linked.txt").symlink_to(corpus / "a.txt")  # a working link is an article
+    docs = load_corpus(corpus)
+    assert [d.source for d in docs] == ["a.txt", "linked.txt"]
+    messages = sorted(_warnings(caplog))
+    assert len(messages) == 3, messages
+    broken, loop, pipe = messages
+    assert "broken.txt" in broken
+    assert "broken symbolic link" in broken
+    assert "loop.md" in loop
+    assert "cannot be examined" in loop
+    assert "pipe.txt" in pipe
+    assert "FIFO" in pipe
+    assert corpus_fingerprint(corpus) == corpus_fingerprint(corpus)
+
+
+def test_an_unreadable_file_is_skipped_with_a_warning(
+    corpus: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Simulated: tests may run as root, where chmod 000 does not stop a read."""
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    _write(corpus, "a.txt", ARTICLE)
+    locked = _write(corpus, "locked.txt", ARTICLE)
+    real_read_bytes = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    assert [d.source for d in load_corpus(corpus)] == ["a.txt"]
+    (message,) = _warnings(caplog)
+    assert "locked.txt" in message
+    assert "Permission denied" in message
+    assert len(corpus_fingerprint(corpus)) == 64
+    report = build_index(corpus, corpus.parent / "index", FakeEmbedder(), ChunkerConfig())
+    assert report.documents == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_a_file_without_read_permission_is_skipped(corpus: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    _write(corpus, "a.txt", ARTICLE)
+    locked = _write(corpus, "locked.txt", ARTICLE)
+    locked.chmod(0)
+    try:
+        assert [d.source for d in load_corpus(corpus)] == ["a.txt"]
+        assert "locked.txt" in _warnings(caplog)[0]
+    finally:
+        locked.chmod(0o644)
+
+
+def test_a_build_survives_a_corpus_of_bad_files_around_one_good_article(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    corpus = tmp_path / "corpus"
+    _write(corpus, "good.txt", ARTICLE)
+    _write(corpus, "good.meta.json", b"{broken")
+    _write(corpus, "empty.txt", b"")
+    _write(corpus, "binary.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    _write(corpus, "controls.txt", bytes(range(1, 9)) * 100)
+    _write(corpus, "bad-bom.txt", codecs.BOM_UTF32_LE + b"\xff\xff\xff\xff")
+    (corpus / "broken.txt").symlink_to(tmp_path / "gone.txt")
+    os.mkfifo(corpus / "pipe.md")
+    report = build_index(corpus, tmp_path / "index", FakeEmbedder(), ChunkerConfig())
+    assert report.documents == 1
+    skipped = " ".join(_warnings(caplog))
+    for name in ("good.meta.json", "empty.txt", "binary.md", "controls.txt", "bad-bom.txt", "broken.txt", "pipe.md"):
+        assert name in skipped, name
+
+
+def test_a_malformed_sidecar_in_a_subfolder_is_named_by_its_path(
+    corpus: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    _write(corpus, "sub/harbour.txt", ARTICLE)
+    _write(corpus, "sub/harbour.meta.json", b'{"title": ')
+    (doc,) = load_corpus(corpus)
+    assert doc.title == "Harbour Cities Race to Rebuild Sea Walls"
+    (message,) = _warnings(caplog)
+    assert "sub/harbour.meta.json" in message
+    assert "malformed" in message
+
+
+# --------------------------------------------------------------------------- very large articles
+
+_WORDS = ["harbour", "engineers", "council", "storms", "barriers", "winters", "repairs", "district", "water"]
+
+
+def _long_article(megabytes: float, paragraphs: bool = True) -> str:
+    """Prose of distinct sentences, in paragraphs or as one line of many megabytes."""
+    parts, size, n = [], 0, 0
+    while size < megabytes * 1_000_000:
+        words = " ".join(_WORDS[(n * 7 + k * 3) % len(_WORDS)] for k in range(16))
+        part = " ".join(f"Sentence {n + i} says that the {words} were discussed." for i in range(5))
+        parts.append(part)
+        size += len(part) + 2
+        n += 5
+    return "A Very Long Article\n\n" + ("\n\n" if paragraphs else " ").join(parts) + "\n"
+
+
+def _read_and_chunk_seconds(folder: Path, text: str) -> float:
+    path = _write(folder, "long.txt", text)
+    best = float("inf")
+    for _ in range(2):
+        started = time.perf_counter()
+        doc = read_document(path, folder)
+        assert doc is not None
+        Chunker(ChunkerConfig(), window=FakeEmbedder()).chunk(doc)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.parametrize("paragraphs", [True, False], ids=["paragraphs", "one-line"])
+def test_reading_and_chunking_cost_grows_linearly(tmp_path: Path, paragraphs: bool) -> None:
+    small = _read_and_chunk_seconds(tmp_path / "small", _long_article(0.25, paragraphs))
+    large = _read_and_chunk_seconds(tmp_path / "large", _long_article(1.0, paragraphs))
+    # Four times the text: linear is 4x, quadratic 16x. The margin absorbs a busy machine.
+    assert large / small < 9, (small, large)
+
+
+LARGE_ARTICLE_DRIVER = """
+import resource, sys, time
+from pathlib import Path
+import numpy as np
+from qa.chunking import ChunkerConfig
+from qa.indexing import build_index
+from qa.store import Index
+from tests.helpers import FakeEmbedder
+from tests.test_documents import _long_article
+
+class CheapEmbedder(FakeEmbedder):
+    def embed_batch(self, texts):
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        out[:, 0] = 1.0
+        return out
+
+corpus, index_dir = Path(sys.argv[1]), Path(sys.argv[2])
+corpus.mkdir()
+text = _long_article(50)
+(corpus / "huge.txt").write_text(text, encoding="utf-8")
+started = time.perf_counter()
+report = build_index(corpus, index_dir, CheapEmbedder(), ChunkerConfig())
+seconds = time.perf_counter() - started
+index = Index.open(index_dir)
+stored = index.document_text("huge")[0]
+passages = index.document_passages("huge")
+assert stored == text
+assert all(stored[p.start:p.end] == p.text for p in passages[:: max(1, len(passages) // 2000)])
+assert passages[-1].end > len(text) - 1000
+index.close()
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"{len(text) / 1e6:.0f} MB, {report.passages} passages, {seconds:.0f} s, peak {peak_mb:.0f} MB")
+"""
+
+
+def test_a_50_mb_article_is_indexed_in_bounded_time_and_memory(tmp_path: Path) -> None:
+    """In a subprocess with a time limit, so a superlinear step fails the test instead of hanging the run."""
+    result = subprocess.run(
+        [sys.executable, "-c", LARGE_ARTICLE_DRIVER, str(tmp_path / "corpus"), str(tmp_path / "index")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=480,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    print(result.stdout)
+    peak_mb = float(result.stdout.split("peak ")[1].split()[0])
+    assert peak_mb < 4000, result.stdout

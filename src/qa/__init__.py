@@ -29,8 +29,9 @@ from qa.errors import (
     NotFoundError,
     PassageNotFoundError,
     QAError,
+    RollbackError,
 )
-from qa.indexing import BuildReport, build_index, stale_reason
+from qa.indexing import BuildReport, build_index, rollback, stale_reason
 from qa.search import Answer, Result, Searcher
 from qa.store import Index
 
@@ -59,6 +60,7 @@ __all__ = [
     "PassageView",
     "QAError",
     "Result",
+    "RollbackError",
     "Searcher",
     "SentenceTransformerEmbedder",
     "Settings",
@@ -66,5 +68,6 @@ __all__ = [
     "build_index",
     "format_citation",
     "load_corpus",
+    "rollback",
     "stale_reason",
 ]

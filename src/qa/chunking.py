@@ -87,8 +87,14 @@ def encoding() -> tiktoken.Encoding:
 
 
 def count_tokens(texts: Sequence[str]) -> list[int]:
-    """cl100k_base token counts, the unit of the passage budget."""
-    return [len(ids) for ids in encoding().encode_ordinary_batch(list(texts))]
+    """cl100k_base token counts, the unit of the passage budget.
+
+    One text at a time on purpose: ``encode_ordinary_batch`` starts a thread pool on every
+    call, which made chunking many small documents several times slower (measured on the
+    SciFact abstracts: 16 s of 20 were spent starting threads).
+    """
+    enc = encoding()
+    return [len(enc.encode_ordinary(t)) for t in texts]
 
 
 def passage_id(doc_id: str, text: str, occurrence: int = 0) -> str:

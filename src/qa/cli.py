@@ -19,7 +19,7 @@ from qa.chunking import ChunkerConfig
 from qa.config import MAX_K, Settings
 from qa.embedding import SentenceTransformerEmbedder
 from qa.errors import InvalidQueryError, QAError
-from qa.indexing import Progress, build_index, expected_identity, stale_reason
+from qa.indexing import Progress, build_index, expected_identity, rollback, stale_reason
 from qa.search import Answer, Searcher, check_question
 from qa.store import Index, current_build_id
 
@@ -76,6 +76,7 @@ def main(verbose: bool) -> None:
     qa build --corpus seeds --index index
     qa ask "Why did India reject an Asian NATO?" --k 5
     qa serve --index index --port 8000
+    qa rollback --index index
     """
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -123,8 +124,34 @@ def build(if_stale: bool, **options: Any) -> None:
         embedder.close()
     click.echo(
         f"build {report.build_id}: {report.documents} documents, {report.passages} passages "
+        f"({report.embedded} embedded, {report.passages - report.embedded} from the cache) "
         f"in {report.seconds:.1f} s -> {settings.index_dir}"
     )
+
+
+@main.command(name="rollback")
+@_index_option
+@_model_options
+def rollback_command(**options: Any) -> None:
+    """Make the previous build live again (CURRENT switched back atomically).
+
+    The previous build is the one that was live when the current build was made; it is
+    kept on disk until the next build. It must open cleanly with the configured model
+    and chunker settings, otherwise nothing changes. A running server picks it up as it
+    would a new build.
+
+    \b
+    qa rollback --index index
+    """
+    settings = _settings(**options)
+    embedder = _embedder(settings)
+    try:
+        before, after = rollback(settings.index_dir, expected_identity(embedder, _chunker_config(settings)))
+    except QAError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        embedder.close()
+    click.echo(f"rolled back {settings.index_dir}: CURRENT {before} -> {after}")
 
 
 @main.command()

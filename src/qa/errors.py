@@ -8,8 +8,9 @@ The tree::
     ├── IndexStoreError             something is wrong with the index folder
     │   ├── IndexNotFoundError      no build yet (no CURRENT, or it names a missing folder)
     │   ├── IndexCorruptError       a build's files are unreadable or disagree with each other
-    │   └── IndexMismatchError      the build was made with another model, dimension,
-    │                               chunker or format version than the one in use
+    │   ├── IndexMismatchError      the build was made with another model, dimension,
+    │   │                           chunker or format version than the one in use
+    │   └── RollbackError           there is no previous build to roll back to
     ├── NotFoundError               a client asked for an id that does not exist
     │   ├── DocumentNotFoundError
     │   └── PassageNotFoundError
@@ -48,6 +49,10 @@ class IndexCorruptError(IndexStoreError):
 
 class IndexMismatchError(IndexStoreError):
     """A build was made with another model, dimension, chunker or format version."""
+
+
+class RollbackError(IndexStoreError):
+    """There is no previous build to switch CURRENT back to."""
 
 
 class NotFoundError(QAError):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import logging
 import time
 import uuid
@@ -12,17 +15,22 @@ from typing import Any
 
 import numpy as np
 
+from qa import chunking, cleaning, sentences
 from qa.cache import EmbeddingCache, model_key, text_key
 from qa.chunking import Chunker, ChunkerConfig, Passage
 from qa.documents import Document, corpus_fingerprint, load_corpus
 from qa.embedding import Embedder, Vectors, model_identity
-from qa.errors import IndexStoreError
+from qa.errors import IndexCorruptError, IndexMismatchError, IndexStoreError, RollbackError
 from qa.store import (
+    Index,
     build_lock,
     compatibility_problems,
     current_build_id,
     list_builds,
+    previous_build_id,
     read_manifest,
+    remove_partial_builds,
+    switch_current,
     write_build,
 )
 
@@ -87,20 +95,22 @@ def _build(
     progress: Progress | None,
     started: float,
 ) -> BuildReport:
-    chunker = Chunker(config, window=embedder)
-    passages: list[Passage] = []
-    texts: list[str] = []
-    for doc in documents:
-        chunks = chunker.chunk(doc)
-        passages.extend(chunks)
-        texts.extend(chunker.embedding_texts(doc, chunks))
-    log.info("%d documents, %d passages", len(documents), len(passages))
+    remove_partial_builds(index_dir)  # the lock is held: whatever a killed build left is stale
     identity = model_identity(embedder)
     cache = EmbeddingCache(index_dir, model_key(identity), embedder.dimension, f"pending-{uuid.uuid4().hex}")
     try:
+        chunker = Chunker(config, window=embedder)
+        passages, texts = chunk_with_cache(chunker, documents, cache, chunker_key(config, identity))
+        log.info("%d documents, %d passages", len(documents), len(passages))
         vectors, embedded = embed_with_cache(embedder, texts, cache, progress)
-        manifest = {"model": identity, "chunker": config.describe(), "corpus": corpus}
-        build_id = write_build(index_dir, documents, passages, vectors, manifest)
+        manifest = {
+            "model": identity,
+            "chunker": config.describe(),
+            "corpus": corpus,
+            "embedded": embedded,
+            "reused": len(passages) - embedded,
+        }
+        build_id = write_build(index_dir, documents, passages, vectors, manifest, started=started)
         cache.rename_build(build_id)
         dropped = cache.retain(list_builds(index_dir))
     finally:
@@ -116,6 +126,71 @@ def _build(
         seconds,
     )
     return BuildReport(build_id, len(documents), len(passages), seconds, embedded)
+
+
+def chunker_key(config: ChunkerConfig, identity: dict[str, Any]) -> str:
+    """What decides passage boundaries besides a document's own text.
+
+    The chunker's parameters, the model's window and tokenizer (its identity), and the
+    source of the modules that clean, split and pack text: a change to any of them, even
+    one that forgets to bump ``CHUNKER_VERSION``, makes every document chunk afresh.
+    """
+    digest = hashlib.sha256(json.dumps([config.describe(), identity], sort_keys=True).encode())
+    digest.update(_chunking_code_digest().encode())
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def _chunking_code_digest() -> str:
+    """sha256 of the source of the modules that decide passage boundaries, read once per process."""
+    digest = hashlib.sha256()
+    for module in (cleaning, chunking, sentences):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()
+
+
+def chunk_key(key: str, chunker: Chunker, doc: Document) -> str:
+    """The cache key of one document's passages: chunker key, id, embedding prefix and text."""
+    data = "\0".join((key, doc.doc_id, chunker.embedding_prefix(doc), doc.text))
+    return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def chunk_with_cache(
+    chunker: Chunker, documents: Sequence[Document], cache: EmbeddingCache, key: str
+) -> tuple[list[Passage], list[str]]:
+    """Passages of every document and the texts the model embeds for them.
+
+    A document whose text, id and embedding prefix are unchanged since a kept build reuses
+    its stored passage boundaries instead of being cleaned, split and counted again.
+    """
+    keys = [chunk_key(key, chunker, doc) for doc in documents]
+    known = cache.get_chunks(keys)
+    fresh: dict[str, list[list[Any]]] = {}
+    passages: list[Passage] = []
+    texts: list[str] = []
+    for doc, k in zip(documents, keys, strict=True):
+        chunks = _passages_from_spans(doc, known[k]) if k in known else None
+        if chunks is None:
+            chunks = chunker.chunk(doc)
+            fresh[k] = [[p.passage_id, p.start, p.end, p.section, p.n_tokens] for p in chunks]
+        passages.extend(chunks)
+        texts.extend(chunker.embedding_texts(doc, chunks))
+    cache.put_chunks(fresh)
+    log.info("%d documents chunked, %d unchanged", len(fresh), len(documents) - len(fresh))
+    return passages, texts
+
+
+def _passages_from_spans(doc: Document, spans: list[list[Any]]) -> list[Passage] | None:
+    """Passages rebuilt from stored boundaries, or ``None`` if the stored row does not fit the text."""
+    passages = []
+    try:
+        for ordinal, (pid, start, end, section, n_tokens) in enumerate(spans):
+            if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(doc.text)):
+                return None
+            passages.append(Passage(str(pid), doc.doc_id, ordinal, start, end, doc.text[start:end], section, n_tokens))
+    except (TypeError, ValueError):
+        return None
+    return passages
 
 
 def embed_with_cache(
@@ -156,3 +231,33 @@ def stale_reason(corpus_dir: Path, index_dir: Path, embedder: Embedder, config: 
     if (manifest.get("corpus") or {}).get("sha256") != corpus_fingerprint(corpus_dir):
         return f"the articles in {corpus_dir} changed since build {manifest.get('build_id')}"
     return None
+
+
+def rollback(index_dir: Path, expected: dict[str, Any] | None = None) -> tuple[str, str]:
+    """Switch CURRENT back to the previous build; return ``(rolled back from, rolled back to)``.
+
+    The previous build is the one CURRENT named when the live build was made (see
+    :func:`qa.store.previous_build_id`). It is opened and checked first, exactly as a
+    server would open it, against ``expected`` (see :func:`expected_identity`): a build
+    made with another model or chunker, or a damaged one, is refused and CURRENT is not
+    touched. The switch itself is one ``os.replace``. Builds are never deleted here. A
+    build in progress is waited for (both hold the build lock).
+    """
+    current_build_id(index_dir)  # no index at all: say so before creating the lock file
+    with build_lock(index_dir):
+        current = current_build_id(index_dir)
+        target = previous_build_id(index_dir)
+        if target is None:
+            raise RollbackError(
+                f"there is no previous build to roll back to in {index_dir}: {current} is the only one "
+                f"kept (a rollback does not chain). Build again with `qa build` instead."
+            )
+        try:
+            Index.open_build(index_dir / target, expected).close()
+        except IndexMismatchError as exc:
+            raise IndexMismatchError(f"refusing to roll back to build {target}: {exc}") from None
+        except IndexStoreError as exc:
+            raise IndexCorruptError(f"refusing to roll back to build {target}: {exc}") from None
+        switch_current(index_dir, target)
+    log.info("rolled back %s: CURRENT %s -> %s", index_dir, current, target)
+    return current, target

@@ -140,20 +140,28 @@ def write_build(
     passages: Sequence[Passage],
     vectors: Vectors,
     manifest: dict[str, Any],
+    started: float | None = None,
 ) -> str:
     """Write a complete build, switch CURRENT to it, prune old builds; return its id.
 
     The caller holds :func:`build_lock`. Nothing visible changes until the final rename.
+    ``started`` is the ``time.perf_counter()`` at which the build began: the manifest's
+    ``build_seconds`` is the wall time from then until the manifest is written.
     """
     if len(passages) != len(vectors):
         raise IndexStoreError(f"{len(passages)} passages but {len(vectors)} vectors")
     remove_partial_builds(index_dir)
+    try:
+        previous: str | None = current_build_id(index_dir)
+    except IndexNotFoundError:
+        previous = None
     build_id = _new_build_id(index_dir, manifest)
     tmp = index_dir / f"{TMP_PREFIX}{build_id}-{os.getpid()}"
     tmp.mkdir(parents=True)
     try:
         _write_database(tmp / DATABASE, documents, passages)
         _write_vectors(tmp / VECTORS, vectors)
+        files = {name: _file_digest(tmp / name) for name in (VECTORS, DATABASE)}
         full = {
             **manifest,
             "format_version": FORMAT_VERSION,
@@ -161,7 +169,13 @@ def write_build(
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "documents": len(documents),
             "passages": len(passages),
+            # What CURRENT named when this build was made: what `qa rollback` goes back to.
+            "previous_build": previous,
+            # Sizes and sha256 of the data files, checked when the build is opened.
+            "files": files,
         }
+        if started is not None:
+            full["build_seconds"] = round(time.perf_counter() - started, 3)
         _write_file(tmp / MANIFEST, json.dumps(full, indent=2, sort_keys=True) + "\n")
         _fsync_dir(tmp)
         tmp.rename(index_dir / build_id)
@@ -209,29 +223,81 @@ def current_build_id(index_dir: Path) -> str:
     return build_id
 
 
-def prune_builds(index_dir: Path, keep: int = 2) -> list[str]:
-    """Remove all but the newest ``keep`` builds, never the current one; return what went."""
+def previous_build_id(index_dir: Path) -> str | None:
+    """The build to roll back to: the one CURRENT named before the live build was made.
+
+    ``None`` when there is none on disk (the first build, or after a rollback, whose
+    target's own previous build has been pruned). When the live build's manifest is
+    unreadable, or was written before builds recorded ``previous_build``, it is the
+    newest complete build older than the live one.
+    """
+    current = current_build_id(index_dir)
     builds = list_builds(index_dir)
     try:
-        current = current_build_id(index_dir)
+        manifest = read_manifest(index_dir / current)
+    except IndexStoreError:  # the live build is damaged: exactly when a rollback is wanted
+        manifest = {}
+    if "previous_build" in manifest:
+        previous = manifest["previous_build"]
+        return previous if isinstance(previous, str) and previous != current and previous in builds else None
+    older = [b for b in builds if b < current]
+    return older[-1] if older else None
+
+
+def prune_builds(index_dir: Path, keep: int = 2) -> list[str]:
+    """Remove old builds, keeping the current one and the ones it would roll back to; return what went.
+
+    ``keep`` counts the current build: with 2, the current build and its previous one
+    (:func:`previous_build_id`) stay. After a rollback followed by a new build, the
+    build that was rolled back from is the one removed, not the build that was serving.
+    """
+    builds = list_builds(index_dir)
+    try:
+        chain = [current_build_id(index_dir)]
     except IndexNotFoundError:
-        current = None
+        chain = []
+    while chain and len(chain) < keep:
+        try:
+            manifest = read_manifest(index_dir / chain[-1])
+        except IndexStoreError:
+            break
+        previous = manifest.get("previous_build")
+        if not isinstance(previous, str) or previous not in builds or previous in chain:
+            break
+        chain.append(previous)
+    # Builds made before manifests recorded their previous build: keep the newest.
+    for build_id in reversed(builds):
+        if len(chain) >= keep:
+            break
+        if build_id not in chain:
+            chain.append(build_id)
     removed = []
-    for build_id in builds[: max(0, len(builds) - keep)]:
-        if build_id != current:
+    for build_id in builds:
+        if build_id not in chain:
             shutil.rmtree(index_dir / build_id, ignore_errors=True)
             removed.append(build_id)
     return removed
 
 
-def remove_partial_builds(index_dir: Path) -> None:
-    """Delete temporary folders left by builds whose process is gone."""
-    for tmp in index_dir.glob(f"{TMP_PREFIX}*"):
-        pid = tmp.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and _process_alive(int(pid)):
-            continue
-        log.info("removing the partial build %s", tmp.name)
-        shutil.rmtree(tmp, ignore_errors=True)
+def remove_partial_builds(index_dir: Path) -> list[str]:
+    """Delete what interrupted builds left behind: ``.tmp-*`` folders and ``CURRENT.*.tmp`` files.
+
+    The caller holds :func:`build_lock`, so no other build is writing: every such
+    leftover belongs to a build that failed or was killed (a process id in the name
+    could have been reused since, so it is not consulted). Returns what was removed.
+    """
+    removed = []
+    for tmp in sorted(index_dir.glob(f"{TMP_PREFIX}*")):
+        log.warning("removing %s, left by an interrupted build", tmp)
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        removed.append(tmp.name)
+    for tmp in sorted(index_dir.glob(f"{CURRENT}.*.tmp")):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp.name)
+    return removed
 
 
 def read_manifest(build_dir: Path) -> dict[str, Any]:
@@ -301,6 +367,14 @@ class Index:
 
     @classmethod
     def open_build(cls, build_dir: Path, expected: dict[str, Any] | None = None) -> Index:
+        """Open one build folder, checking that it is whole and was made the way ``expected`` says.
+
+        Checked, each failure with a message naming the problem and the fix: the manifest
+        (present, JSON, the fields a build writes), compatibility with ``expected``, both data
+        files present with the size and sha256 the build recorded, the SQLite header and
+        ``PRAGMA quick_check``, the FAISS index type, dimension and ids, and that vectors,
+        passages and the manifest agree on the count.
+        """
         manifest = read_manifest(build_dir)
         problems = compatibility_problems(manifest, expected or {})
         if problems:
@@ -310,14 +384,14 @@ class Index:
                 + ". Rebuild it with `qa build` using the current settings, or set QA_MODEL and the "
                 "chunker settings to those the index was built with."
             )
+        _check_manifest(build_dir, manifest)
+        _check_files(build_dir, manifest)
         db = _open_database(build_dir / DATABASE)
         try:
-            vectors = faiss.read_index(str(build_dir / VECTORS))
-        except RuntimeError as exc:
+            vectors = _read_vectors(build_dir / VECTORS)
+        except IndexStoreError:
             db.close()
-            raise IndexCorruptError(
-                f"{build_dir / VECTORS} cannot be read ({str(exc).splitlines()[0]}): rebuild with `qa build`"
-            ) from None
+            raise
         try:
             index = cls(build_dir, manifest, db, vectors)
             index._check_counts()
@@ -409,12 +483,17 @@ class Index:
         return {row[0]: DocumentRecord(*row) for row in rows}
 
     def _check_counts(self) -> None:
-        (stored,) = self._query("SELECT COUNT(*) FROM passages", [])[0]
+        stored, low, high = self._query("SELECT COUNT(*), MIN(rowid), MAX(rowid) FROM passages", [])[0]
         expected = self.manifest.get("passages")
         if stored != self.passage_count or stored != expected:
             raise IndexCorruptError(
                 f"{self.path} is inconsistent: {self.passage_count} vectors, {stored} passages in the "
                 f"database, {expected} in the manifest. Rebuild with `qa build`."
+            )
+        if stored and (low, high) != (1, stored):
+            raise IndexCorruptError(
+                f"{self.path / DATABASE} numbers its passages {low}..{high}, not 1..{stored} as the vectors "
+                "do. Rebuild with `qa build`."
             )
         model = self.manifest.get("model") or {}
         if model.get("dimension") not in (None, self.dimension):
@@ -424,15 +503,123 @@ class Index:
             )
 
 
+#: What every manifest a build writes holds, and the type each must have.
+_MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "build_id": str,
+    "passages": int,
+    "documents": int,
+    "model": dict,
+    "chunker": dict,
+}
+_SQLITE_MAGIC = b"SQLite format 3\0"
+
+
+def _check_manifest(build_dir: Path, manifest: dict[str, Any]) -> None:
+    path = build_dir / MANIFEST
+    for name, kind in _MANIFEST_FIELDS.items():
+        value = manifest.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise IndexCorruptError(
+                f"{path} has no valid {name!r} (found {value!r}); the file is damaged or was not written "
+                "by `qa build`. Rebuild with `qa build`."
+            )
+    dimension = manifest["model"].get("dimension")
+    if not isinstance(dimension, int) or isinstance(dimension, bool) or dimension <= 0:
+        raise IndexCorruptError(f"{path} has no valid model dimension (found {dimension!r}). Rebuild with `qa build`.")
+
+
+def _check_files(build_dir: Path, manifest: dict[str, Any]) -> None:
+    """Both data files present, and of the size and sha256 the build recorded (when it did)."""
+    recorded = manifest.get("files")
+    for name in (VECTORS, DATABASE):
+        path = build_dir / name
+        if not path.is_file():
+            raise IndexCorruptError(f"{path} is missing: rebuild with `qa build`")
+        if not isinstance(recorded, dict):
+            continue  # a build made before the manifest recorded its files
+        want = recorded.get(name) or {}
+        size = path.stat().st_size
+        if size != want.get("bytes"):
+            what = "truncated" if isinstance(want.get("bytes"), int) and size < want["bytes"] else "damaged"
+            wrote = f"{want['bytes']:,}" if isinstance(want.get("bytes"), int) else repr(want.get("bytes"))
+            raise IndexCorruptError(
+                f"{path} is {what}: {size:,} bytes, but the build wrote {wrote}. Rebuild with `qa build`."
+            )
+        if _file_digest(path)["sha256"] != want.get("sha256"):
+            raise IndexCorruptError(
+                f"{path} is corrupt: its content no longer matches the checksum the build recorded. "
+                "Rebuild with `qa build`."
+            )
+
+
+def _file_digest(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
 def _open_database(path: Path) -> sqlite3.Connection:
     if not path.is_file():
         raise IndexCorruptError(f"{path} is missing: rebuild with `qa build`")
+    _check_sqlite_header(path)
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-        db.execute("SELECT COUNT(*) FROM documents").fetchone()
     except sqlite3.DatabaseError as exc:
         raise IndexCorruptError(f"{path} is unreadable ({exc}): rebuild with `qa build`") from None
+    try:
+        problems = [row[0] for row in db.execute("PRAGMA quick_check(5)").fetchall()]
+        if problems != ["ok"]:
+            found = " ".join(" ".join(map(str, problems)).split())
+            raise IndexCorruptError(f"{path} is corrupt (SQLite quick_check: {found[:200]}): rebuild with `qa build`")
+        db.execute("SELECT COUNT(*) FROM documents").fetchone()
+        db.execute("SELECT COUNT(*) FROM passages").fetchone()
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise IndexCorruptError(f"{path} is unreadable ({exc}): rebuild with `qa build`") from None
+    except IndexStoreError:
+        db.close()
+        raise
     return db
+
+
+def _check_sqlite_header(path: Path) -> None:
+    """The 100-byte SQLite header: the magic string, and a file as long as its page count says."""
+    with open(path, "rb") as handle:
+        header = handle.read(100)
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise IndexCorruptError(f"{path} is not an SQLite database (bad header): rebuild with `qa build`")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The page count in the header is valid when the change counter matches "version-valid-for".
+    if header[24:28] == header[92:96] and pages and path.stat().st_size < page_size * pages:
+        raise IndexCorruptError(
+            f"{path} is truncated: {path.stat().st_size:,} bytes, its header says {page_size * pages:,}. "
+            "Rebuild with `qa build`."
+        )
+
+
+def _read_vectors(path: Path) -> Any:
+    """The FAISS index: readable, an id map over a flat inner-product index, ids 1..n."""
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        log.debug("faiss cannot read %s: %s", path, exc)
+        raise IndexCorruptError(
+            f"{path} cannot be read as a FAISS index (it is truncated or damaged): rebuild with `qa build`"
+        ) from None
+    if not isinstance(index, faiss.IndexIDMap2):
+        raise IndexCorruptError(
+            f"{path} holds a {type(index).__name__}, not the IndexIDMap2 a build writes: rebuild with `qa build`"
+        )
+    ids = faiss.vector_to_array(index.id_map)
+    if len(ids) != index.ntotal or not np.array_equal(ids, np.arange(1, index.ntotal + 1, dtype=ids.dtype)):
+        raise IndexCorruptError(
+            f"{path} has vector ids that are not the passage numbers 1..{index.ntotal}: rebuild with `qa build`"
+        )
+    return index
 
 
 def _write_database(path: Path, documents: Sequence[Document], passages: Sequence[Passage]) -> None:
@@ -482,8 +669,13 @@ def _write_vectors(path: Path, vectors: Vectors) -> None:
         os.fsync(handle.fileno())
 
 
+#: The manifest entries a build id's suffix hashes: what was built, not how long it took.
+_BUILD_ID_KEYS = ("model", "chunker", "corpus")
+
+
 def _new_build_id(index_dir: Path, manifest: dict[str, Any]) -> str:
-    content = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:8]
+    what = {k: manifest.get(k) for k in _BUILD_ID_KEYS}
+    content = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:8]
     now = time.time()
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}Z"
     build_id = f"{stamp}-{content}"
@@ -513,15 +705,3 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

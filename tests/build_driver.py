@@ -1,0 +1,62 @@
+"""A build that stops at a chosen stage and waits there to be killed, for tests/test_indexing.py.
+
+    python -m tests.build_driver CORPUS INDEX MARKER embedding|writing
+
+It writes MARKER once it is inside the stage, then sleeps: the test SIGKILLs it there.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from qa import indexing, store
+from qa.chunking import ChunkerConfig
+from qa.embedding import Vectors
+from qa.indexing import build_index
+from tests.helpers import FakeEmbedder
+
+STALL_SECONDS = 600
+
+
+class StallingEmbedder(FakeEmbedder):
+    """Embeds normally until call ``stall_on``, then announces itself and hangs."""
+
+    def __init__(self, marker: Path, stall_on: int | None) -> None:
+        super().__init__()
+        self.marker = marker
+        self.stall_on = stall_on
+        self.calls = 0
+
+    def embed_batch(self, texts: Sequence[str]) -> Vectors:
+        self.calls += 1
+        if self.calls == self.stall_on:
+            self.marker.write_text("embedding")
+            time.sleep(STALL_SECONDS)
+        return super().embed_batch(texts)
+
+
+def main(corpus: Path, index: Path, marker: Path, stage: str) -> None:
+    if stage == "embedding":
+        indexing.EMBED_CHUNK = 1
+        # Call 1 is the model probe; call 2 embeds (and caches) one new passage; call 3 hangs.
+        embedder = StallingEmbedder(marker, stall_on=3)
+    elif stage == "writing":
+        embedder = StallingEmbedder(marker, stall_on=None)
+        write_vectors = store._write_vectors
+
+        def stalled(path: Path, vectors: Vectors) -> None:
+            write_vectors(path, vectors)
+            marker.write_text("writing")
+            time.sleep(STALL_SECONDS)
+
+        store._write_vectors = stalled
+    else:
+        raise SystemExit(f"unknown stage {stage!r}")
+    build_index(corpus, index, embedder, ChunkerConfig())
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
