@@ -124,7 +124,7 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = Settings(corpus_dir=args.corpus)
-    config = ChunkerConfig(settings.max_tokens, settings.overlap_sentences)
+    config = ChunkerConfig.from_settings(settings)
     embedder = SentenceTransformerEmbedder(settings.model, settings.batch_size)
     embedder.load()
     raw = SentenceTransformer(str(bundled_model_path()) if settings.model is None else settings.model, device="cpu")

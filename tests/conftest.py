@@ -44,7 +44,7 @@ def built(settings: Settings, fake_embedder: FakeEmbedder) -> Settings:
         settings.corpus_dir,
         settings.index_dir,
         fake_embedder,
-        ChunkerConfig(settings.max_tokens, settings.overlap_sentences),
+        ChunkerConfig.from_settings(settings),
     )
     return settings
 
@@ -63,5 +63,5 @@ def real_index_dir(tmp_path_factory: pytest.TempPathFactory, real_embedder: Sent
     """The seeds built with the real model and the default settings, once per run."""
     index_dir = tmp_path_factory.mktemp("real") / "index"
     defaults = Settings()
-    build_index(SEEDS, index_dir, real_embedder, ChunkerConfig(defaults.max_tokens, defaults.overlap_sentences))
+    build_index(SEEDS, index_dir, real_embedder, ChunkerConfig.from_settings(defaults))
     return index_dir

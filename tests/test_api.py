@@ -263,7 +263,17 @@ def test_openapi_lists_the_routes(client: TestClient) -> None:
     for path in ("/passages/{passage_id}", "/documents", "/documents/{doc_id}", "/healthz", "/readyz"):
         assert "get" in paths[path]
     # The searcher is a dependency, not something a client has to send.
-    assert {p["name"] for p in paths["/ask"]["get"]["parameters"]} == {"q", "k"}
+    assert {p["name"] for p in paths["/ask"]["get"]["parameters"]} == {
+        "q",
+        "k",
+        "mode",
+        "group",
+        "doc_id",
+        "author",
+        "outlet",
+        "published_from",
+        "published_to",
+    }
     assert {p["name"] for p in paths["/documents/{doc_id}"]["get"]["parameters"]} == {"doc_id"}
     assert "parameters" not in paths["/documents"]["get"]
 
@@ -429,7 +439,7 @@ def test_missing_index_folder_is_503(settings: Settings, fake_embedder: FakeEmbe
     ],
 )
 def test_index_built_with_another_embedder_is_refused(settings: Settings, builder: FakeEmbedder) -> None:
-    config = ChunkerConfig(settings.max_tokens, settings.overlap_sentences)
+    config = ChunkerConfig.from_settings(settings)
     build_index(settings.corpus_dir, settings.index_dir, builder, config)
     with TestClient(create_app(settings, embedder=FakeEmbedder())) as test_client:
         assert_unavailable(test_client, [settings.index_dir, settings.index_dir.parent])

@@ -456,3 +456,68 @@ def test_serve_answers_over_http_with_the_real_model(server: str) -> None:
         assert citation["title"]
         assert f"chars {citation['start']}\u2013{citation['end']}" in citation["formatted"]
         assert result["text"]
+
+
+# -- qa ask options and qa eval -------------------------------------------------------------
+
+
+def test_ask_passes_mode_group_and_filters_through(index_dir: Path) -> None:
+    target = "003_4fdb1282455ab5f8"
+    args = ("ask", "Ishiba NATO", "--index", str(index_dir), "--json", "--k", "3")
+    result = qa(*args, "--mode", "lexical", "--doc", target, "--no-group")
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["mode"] == "lexical"
+    assert {r["citation"]["doc_id"] for r in answer["results"]} == {target}
+    assert all(r["dense_score"] is None for r in answer["results"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--mode", "semantic"), "semantic"),
+        (("--published-from", "Oct 2024"), "YYYY-MM-DD"),
+        (("--author", " "), "author"),
+    ],
+)
+def test_ask_rejects_bad_modes_and_filters_before_loading_the_model(
+    index_dir: Path, extra: tuple[str, ...], message: str, fake_model: list[ClosableFakeEmbedder]
+) -> None:
+    result = qa("ask", QUESTION, "--index", str(index_dir), *extra)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert fake_model == []
+
+
+def test_ask_emphasises_the_highlighted_sentences_on_a_terminal(index_dir: Path) -> None:
+    result = CliRunner().invoke(cli.main, ["ask", "Ishiba NATO", "--index", str(index_dir), "--k", "2"], color=True)
+    assert result.exit_code == 0, result.output
+    assert "\x1b[33m\x1b[1m" in result.output  # bold yellow around the answering sentence
+
+
+def test_eval_questions_reports_recall_mrr_and_abstention_per_mode(corpus_dir: Path, tmp_path: Path) -> None:
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        json.dumps({"id": "a", "question": "Who is Shigeru Ishiba?", "evidence": ["Ishiba"]})
+        + "\n"
+        + json.dumps({"id": "x", "question": "What is the capital of Peru?", "answerable": False})
+        + "\n"
+    )
+    args = ["eval", "--questions", str(questions), "--corpus", str(corpus_dir), "--index", str(tmp_path / "i")]
+    result = qa(*args, "--json")
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["questions"] == 2
+    assert figures["unanswerable"] == 1
+    assert set(figures["modes"]) == {"dense", "lexical", "hybrid"}
+    assert figures["modes"]["lexical"]["recall@1"] == 1.0
+    table = qa(*args, "--mode", "hybrid")
+    assert table.exit_code == 0, table.output
+    assert "R@3" in table.output
+    assert "hybrid" in table.output
+
+
+def test_eval_needs_exactly_one_of_beir_and_questions(tmp_path: Path) -> None:
+    result = qa("eval")
+    assert result.exit_code == 2
+    assert "exactly one" in result.output

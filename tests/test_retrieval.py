@@ -24,7 +24,7 @@ MIN_TOP3 = 16
 @pytest.fixture(scope="module")
 def searcher(real_index_dir: Path, real_embedder: SentenceTransformerEmbedder) -> Searcher:
     defaults = Settings()
-    config = ChunkerConfig(defaults.max_tokens, defaults.overlap_sentences)
+    config = ChunkerConfig.from_settings(defaults)
     return Searcher(Index.open(real_index_dir, expected_identity(real_embedder, config)), real_embedder)
 
 

@@ -49,9 +49,14 @@ from qa.middleware import (
     install_error_handlers,
     reject_unknown_query_parameters,
 )
-from qa.search import Answer, Searcher
+from qa.search import Answer, Filters, Mode, Searcher
 
 log = logging.getLogger(__name__)
+
+
+_MODE_HELP = "dense (embeddings), lexical (BM25) or hybrid (both, fused; the best measured)."
+_GROUP_HELP = "Fold passages of other articles that report the same statement into one result (also_reported_in)."
+_DATE = r"^\d{4}-\d{2}-\d{2}$"
 
 
 class AskRequest(BaseModel):
@@ -59,6 +64,21 @@ class AskRequest(BaseModel):
 
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, examples=["Why did India reject an Asian NATO?"])
     k: int = Field(5, ge=1, le=MAX_K, description="How many passages to return.")
+    mode: Mode = Field("hybrid", description=_MODE_HELP)
+    group: bool = Field(True, description=_GROUP_HELP)
+    doc_id: list[str] | None = Field(None, description="Only these documents.")
+    author: str | None = Field(None, min_length=1, description="Only articles whose author contains this name.")
+    outlet: str | None = Field(None, min_length=1, description="Only articles from this outlet.")
+    published_from: str | None = Field(
+        None, pattern=_DATE, description="Only articles published on or after (YYYY-MM-DD)."
+    )
+    published_to: str | None = Field(
+        None, pattern=_DATE, description="Only articles published on or before (YYYY-MM-DD)."
+    )
+
+    def filters(self) -> Filters:
+        doc_ids = tuple(self.doc_id) if self.doc_id else None
+        return Filters(doc_ids, self.author, self.outlet, self.published_from, self.published_to)
 
 
 class DocumentList(BaseModel):
@@ -213,12 +233,20 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         live: Live,
         q: Annotated[str, Query(min_length=1, max_length=MAX_QUESTION_CHARS, description="The question.")],
         k: Annotated[int | None, Query(ge=1, le=MAX_K, description="How many passages to return.")] = None,
+        mode: Annotated[Mode, Query(description=_MODE_HELP)] = "hybrid",
+        group: Annotated[bool, Query(description=_GROUP_HELP)] = True,
+        doc_id: Annotated[list[str] | None, Query(description="Only this document (repeatable).")] = None,
+        author: Annotated[str | None, Query(min_length=1, description="Only articles by this author.")] = None,
+        outlet: Annotated[str | None, Query(min_length=1, description="Only articles from this outlet.")] = None,
+        published_from: Annotated[str | None, Query(pattern=_DATE, description="On or after (YYYY-MM-DD).")] = None,
+        published_to: Annotated[str | None, Query(pattern=_DATE, description="On or before (YYYY-MM-DD).")] = None,
     ) -> Answer:
-        return live.ask(q, k or settings.default_k)
+        filters = Filters(tuple(doc_id) if doc_id else None, author, outlet, published_from, published_to)
+        return live.ask(q, k or settings.default_k, mode=mode, filters=filters, group=group)
 
     @app.post("/ask", response_model=Answer, responses=_ERRORS, summary="Ask a question (JSON body)")
     def ask_post(live: Live, body: AskRequest) -> Answer:
-        return live.ask(body.question, body.k)
+        return live.ask(body.question, body.k, mode=body.mode, filters=body.filters(), group=body.group)
 
     @app.get("/passages/{passage_id}", response_model=PassageView, responses=_ERRORS)
     def get_passage(live: Live, passage_id: str) -> PassageView:
@@ -276,7 +304,7 @@ def _start(state: _State, model: Embedder, owned: bool) -> None:
     settings = state.settings
     if owned and isinstance(model, SentenceTransformerEmbedder):
         model.set_threads(settings.inference_threads)
-    config = ChunkerConfig(settings.max_tokens, settings.overlap_sentences)
+    config = ChunkerConfig.from_settings(settings)
     expected = expected_identity(model, config)  # the first model call: loads it
     state.batcher = MicroBatcher(model, settings.batch_wait_ms / 1000, settings.max_batch)
     live = LiveIndex(settings.index_dir, state.batcher, expected)

@@ -25,6 +25,7 @@ from typing import Protocol
 import tiktoken
 
 from qa.cleaning import Block, title_text
+from qa.config import Settings
 from qa.documents import Document
 from qa.sentences import SPLITTER, split_sentences
 
@@ -53,6 +54,10 @@ class ChunkerConfig:
     overlap_sentences: int = 0
     #: Embed each passage as "<document title>\n<passage>" (the passage text itself is unchanged).
     embed_title: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ChunkerConfig:
+        return cls(settings.max_tokens, settings.overlap_sentences, settings.embed_title)
 
     def describe(self) -> dict[str, object]:
         return {

@@ -5,6 +5,7 @@ Logging and progress bars are set up here and nowhere else; the library stays qu
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import textwrap
@@ -19,8 +20,9 @@ from qa.chunking import ChunkerConfig
 from qa.config import MAX_K, Settings
 from qa.embedding import SentenceTransformerEmbedder
 from qa.errors import InvalidQueryError, QAError
+from qa.evaluation import BEIR_MEASURES, run_beir, run_questions
 from qa.indexing import Progress, build_index, expected_identity, rollback, stale_reason
-from qa.search import Answer, Searcher, check_question
+from qa.search import MODES, Answer, Filters, Result, Searcher, check_mode, check_question
 from qa.store import Index, current_build_id
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -63,7 +65,7 @@ def _embedder(settings: Settings) -> SentenceTransformerEmbedder:
 
 
 def _chunker_config(settings: Settings) -> ChunkerConfig:
-    return ChunkerConfig(settings.max_tokens, settings.overlap_sentences)
+    return ChunkerConfig.from_settings(settings)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -154,29 +156,75 @@ def rollback_command(**options: Any) -> None:
     click.echo(f"rolled back {settings.index_dir}: CURRENT {before} -> {after}")
 
 
+def _filter_options(fn: F) -> F:
+    fn = click.option("--published-to", metavar="DATE", help="Only articles published on or before DATE (YYYY-MM-DD).")(
+        fn
+    )
+    fn = click.option(
+        "--published-from", metavar="DATE", help="Only articles published on or after DATE (YYYY-MM-DD)."
+    )(fn)
+    fn = click.option("--outlet", help="Only articles from this outlet (sidecar metadata).")(fn)
+    fn = click.option("--author", help="Only articles whose author contains this name.")(fn)
+    return click.option("--doc", "doc_ids", multiple=True, metavar="DOC_ID", help="Only this document (repeatable).")(
+        fn
+    )
+
+
+def _mode_option(fn: F) -> F:
+    return click.option(
+        "--mode",
+        type=click.Choice(MODES),
+        default="hybrid",
+        show_default=True,
+        help="dense (embeddings), lexical (BM25) or hybrid (both, fused).",
+    )(fn)
+
+
 @main.command()
 @click.argument("question")
 @click.option("-k", "--k", "k", type=click.IntRange(1, MAX_K), default=None, help="How many passages. [default: 5]")
+@_mode_option
+@click.option("--no-group", is_flag=True, help="List near-identical passages of different articles separately.")
+@_filter_options
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of text.")
 @_index_option
 @_model_options
-def ask(question: str, k: int | None, as_json: bool, **options: Any) -> None:
+def ask(
+    question: str,
+    k: int | None,
+    mode: str,
+    no_group: bool,
+    doc_ids: tuple[str, ...],
+    author: str | None,
+    outlet: str | None,
+    published_from: str | None,
+    published_to: str | None,
+    as_json: bool,
+    **options: Any,
+) -> None:
     """Print the passages that best answer QUESTION, with their citations.
+
+    The sentences that best answer the question are emphasised.
 
     \b
     qa ask "Who proposed an Asian NATO?"
     qa ask "What is strategic autonomy?" --k 3 --json
+    qa ask "What did Jaishankar say?" --mode lexical --author Jaishankar --published-from 2024-09-01
     """
     settings = _settings(**options)
     try:
         check_question(question, k or settings.default_k)  # before the model loads
+        filters = Filters(doc_ids or None, author, outlet, published_from, published_to)
+        filters.check()
     except InvalidQueryError as exc:
         raise click.BadParameter(str(exc), param_hint="QUESTION") from None
     embedder = _embedder(settings)
     try:
         index = Index.open(settings.index_dir, expected_identity(embedder, _chunker_config(settings)))
         try:
-            answer = Searcher(index, embedder).ask(question, k or settings.default_k)
+            answer = Searcher(index, embedder).ask(
+                question, k or settings.default_k, mode=mode, filters=filters, group=not no_group
+            )
         finally:
             index.close()
     except QAError as exc:
@@ -184,6 +232,103 @@ def ask(question: str, k: int | None, as_json: bool, **options: Any) -> None:
     finally:
         embedder.close()
     click.echo(answer.model_dump_json(indent=2) if as_json else render(answer))
+
+
+@main.command("eval")
+@click.option(
+    "--beir",
+    "beir_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A BEIR-format folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.",
+)
+@click.option("--split", default="test", show_default=True, help="Which qrels file of the BEIR folder to score.")
+@click.option(
+    "--questions",
+    "questions_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A question file (JSON Lines: id, question, evidence or answerable: false) over --corpus.",
+)
+@click.option(
+    "--corpus",
+    "corpus_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Articles the question file is about, built into --index when stale. [default: seeds]",
+)
+@click.option(
+    "--mode", "modes", type=click.Choice(MODES), multiple=True, help="Modes to score (repeatable). [default: all]"
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@_index_option
+@_model_options
+def eval_command(
+    beir_dir: Path | None,
+    split: str,
+    questions_file: Path | None,
+    modes: tuple[str, ...],
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Measure retrieval quality on a BEIR benchmark or on a question file.
+
+    \b
+    qa eval --beir ../shared/bench/scifact          # nDCG@10, Recall@100, MRR@10 per mode
+    qa eval --questions ../shared/eval/questions.jsonl   # Recall@1/3/5, MRR, abstention
+
+    With --beir the corpus is indexed into --index (default: bench-results/index-<name>)
+    by the service's own chunking, embedding and store, reusing vectors already embedded.
+    """
+    if (beir_dir is None) == (questions_file is None):
+        raise click.UsageError("give exactly one of --beir DIR or --questions FILE")
+    chosen = [check_mode(m) for m in modes] or list(MODES)
+    settings = _settings(**options)
+    embedder = _embedder(settings)
+    try:
+        config = _chunker_config(settings)
+        if beir_dir is not None:
+            index_dir = options.get("index_dir") or Path("bench-results") / f"index-{beir_dir.resolve().name}"
+            figures: dict[str, Any] = run_beir(beir_dir, split, index_dir, embedder, config, chosen, _progress_bar())
+            text = _beir_table(figures)
+        else:
+            assert questions_file is not None
+            if stale_reason(settings.corpus_dir, settings.index_dir, embedder, config) is not None:
+                build_index(settings.corpus_dir, settings.index_dir, embedder, config, _progress_bar())
+            figures = run_questions(questions_file, settings.index_dir, embedder, config, chosen)
+            text = _questions_table(figures)
+    except QAError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        embedder.close()
+    click.echo(json.dumps(figures, indent=2) if as_json else text)
+
+
+def _beir_table(figures: dict[str, Any]) -> str:
+    lines = [
+        f"{figures['benchmark']} ({figures['split']}, {figures['queries']} queries, {figures['passages']} passages)"
+    ]
+    lines.append(f"{'mode':<8} " + " ".join(f"{m:>10}" for m in BEIR_MEASURES))
+    for mode, values in figures["modes"].items():
+        lines.append(f"{mode:<8} " + " ".join(f"{values[m]:>10.4f}" for m in BEIR_MEASURES))
+    return "\n".join(lines)
+
+
+def _questions_table(figures: dict[str, Any]) -> str:
+    lines = [f"{figures['questions']} questions ({figures['unanswerable']} unanswerable), build {figures['build_id']}"]
+    lines.append(
+        f"{'mode':<8} {'R@1':>6} {'R@3':>6} {'R@5':>6} {'MRR':>6} {'abst.P':>7} {'abst.R':>7} {'answered':>9}  misses@3"
+    )
+    for mode, v in figures["modes"].items():
+        cells = [v["recall@1"], v["recall@3"], v["recall@5"], v["mrr"]]
+        abst = [v["abstention_precision"], v["abstention_recall"], v["answered_rate"]]
+        lines.append(
+            f"{mode:<8} "
+            + " ".join(f"{c:>6.3f}" for c in cells)
+            + " "
+            + " ".join("      -" if a is None else f"{a:>7.3f}" for a in abst[:2])
+            + ("        -" if abst[2] is None else f"{abst[2]:>9.3f}")
+            + "  "
+            + (", ".join(v["misses@3"]) or "none")
+        )
+    return "\n".join(lines)
 
 
 @main.command()
@@ -226,16 +371,38 @@ def serve(host: str | None, port: int | None, **options: Any) -> None:
 
 
 def render(answer: Answer) -> str:
-    """An answer as text for a terminal: rank, score, citation, then the passage."""
+    """An answer as text for a terminal: rank, score, citation, the passage with its answering
+    sentences emphasised, and the other articles that report the same."""
     if not answer.results:
         return f"No passages for: {answer.question}"
-    lines = [f"{answer.question}  (build {answer.build_id})", ""]
+    lines = [f"{answer.question}  ({answer.mode}, build {answer.build_id})"]
+    if not answer.grounded:
+        lines.append(
+            click.style("No passage clearly answers this question; the closest ones follow.", fg="yellow", bold=True)
+        )
+    lines.append("")
     for result in answer.results:
         head = f"{result.rank}. [{result.score:.3f}] {result.citation.formatted}"
         lines.append(click.style(head, bold=True))
-        body = textwrap.fill(" ".join(result.text.split()), width=88, initial_indent="   ", subsequent_indent="   ")
-        lines.extend([body, f"   id: {result.passage_id}", ""])
+        lines.extend([_wrap(emphasise(result.text, result)), f"   id: {result.passage_id}"])
+        for other in result.also_reported_in:
+            lines.append(f"   also reported in: {other.citation.formatted} [{other.similarity:.2f}]")
+        lines.append("")
     return "\n".join(lines).rstrip()
+
+
+def emphasise(text: str, result: Result) -> str:
+    """The passage with its highlighted sentences in bold yellow (ANSI; plain when piped)."""
+    out, pos = [], 0
+    for h in sorted(result.highlights, key=lambda h: h.start):
+        out.extend([text[pos : h.start], click.style(text[h.start : h.end], fg="yellow", bold=True)])
+        pos = h.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(" ".join(text.split()), width=88, initial_indent="   ", subsequent_indent="   ")
 
 
 def _progress_bar() -> Progress | None:

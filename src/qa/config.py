@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     overlap_sentences: int = Field(
         0, ge=0, description="Sentences repeated from the end of one passage at the start of the next."
     )
+    embed_title: bool = Field(
+        False,
+        description="Embed each passage with its document's title before it (the passage text is unchanged).",
+    )
     batch_size: int = Field(32, ge=1, description="Passages per embedding batch.")
     default_k: int = Field(5, ge=1, le=MAX_K)
     host: str = Field("127.0.0.1", description="Address `qa serve` listens on (loopback only by default).")

@@ -44,7 +44,8 @@ from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError,
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+#: 2: FTS5 tables over passages and documents, each with the title as a column.
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
@@ -80,9 +81,10 @@ CREATE TABLE passages (
     text       TEXT NOT NULL,
     UNIQUE (doc_id, ordinal)
 );
-CREATE VIRTUAL TABLE passages_fts USING fts5(
-    text, content='passages', content_rowid='rowid', tokenize='porter unicode61'
-);
+-- Contentless BM25 indexes: the text lives in the tables above. A passage row carries
+-- its document's title; a document row its title and its cleaned text.
+CREATE VIRTUAL TABLE passages_fts USING fts5(title, text, content='', tokenize='porter unicode61');
+CREATE VIRTUAL TABLE documents_fts USING fts5(title, text, content='', tokenize='porter unicode61');
 """
 _PASSAGE_COLUMNS = 'rowid, passage_id, doc_id, ordinal, start, "end", section, n_tokens, text'
 _DOCUMENT_COLUMNS = "doc_id, source, title, author, url, published, outlet, sha256, encoding"
@@ -353,6 +355,7 @@ class Index:
         self._db = db
         self._vectors = vectors
         self._lock = threading.Lock()
+        self._doc_ids: dict[int, str] = {}
         self._documents = self._load_documents()
 
     @classmethod
@@ -421,15 +424,92 @@ class Index:
 
     # -- the interface search and the API use -------------------------------------------
 
-    def search(self, query: Vectors, k: int) -> list[tuple[int, float]]:
-        """The ``k`` nearest passages to one query vector, as ``(rowid, inner product)``."""
+    def search(self, query: Vectors, k: int, allowed: Sequence[int] | None = None) -> list[tuple[int, float]]:
+        """The ``k`` nearest passages to one query vector, as ``(rowid, inner product)``.
+
+        ``allowed`` restricts the search to those passage rowids (a filter applied inside
+        FAISS, before ranking, so a filtered search still returns ``k`` passages).
+        """
         if query.ndim == 1:
             query = query[None, :]
-        k = min(k, self.passage_count)
+        k = min(k, self.passage_count if allowed is None else len(allowed))
         if k <= 0:
             return []
-        scores, ids = self._vectors.search(np.ascontiguousarray(query, dtype=np.float32), k)
+        params = None
+        if allowed is not None:
+            params = faiss.SearchParameters()
+            params.sel = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+        scores, ids = self._vectors.search(np.ascontiguousarray(query, dtype=np.float32), k, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def vectors(self, rowids: Sequence[int]) -> Vectors:
+        """The stored vectors of these passages, in the order asked."""
+        if not rowids:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.vstack([self._vectors.reconstruct(int(r)) for r in rowids]).astype(np.float32, copy=False)
+
+    def lexical_search(
+        self, match: str, k: int, weights: tuple[float, float], allowed_docs: Sequence[str] | None = None
+    ) -> list[tuple[int, float]]:
+        """The ``k`` best passages for an FTS5 ``match`` expression by BM25, as ``(rowid, score)``.
+
+        ``weights`` are the BM25 weights of the title and text columns; scores are
+        positive, higher is better. ``allowed_docs`` restricts the search to those documents.
+        """
+        sql = "SELECT rowid, -bm25(passages_fts, ?, ?) AS score FROM passages_fts WHERE passages_fts MATCH ?"
+        params: list[Any] = [weights[0], weights[1], match]
+        if allowed_docs is not None:
+            if not allowed_docs:
+                return []
+            marks = ",".join("?" * len(allowed_docs))
+            sql += f" AND rowid IN (SELECT rowid FROM passages WHERE doc_id IN ({marks}))"
+            params.extend(allowed_docs)
+        rows = self._query(sql + " ORDER BY score DESC LIMIT ?", [*params, k])
+        return [(int(r), float(score)) for r, score in rows]
+
+    def lexical_scores(
+        self, match: str, rowids: Sequence[int], weights: tuple[float, float]
+    ) -> list[tuple[int, float]]:
+        """BM25 scores of these passages for ``match`` (passages with no query term are left out)."""
+        if not rowids:
+            return []
+        marks = ",".join("?" * len(rowids))
+        rows = self._query(
+            "SELECT rowid, -bm25(passages_fts, ?, ?) FROM passages_fts "
+            f"WHERE passages_fts MATCH ? AND rowid IN ({marks})",
+            [weights[0], weights[1], match, *rowids],
+        )
+        return [(int(r), float(score)) for r, score in rows]
+
+    def lexical_documents(
+        self, match: str, k: int, weights: tuple[float, float], allowed_docs: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """The ``k`` best documents (title and whole cleaned text) by BM25, as ``(doc_id, score)``."""
+        sql = "SELECT rowid, -bm25(documents_fts, ?, ?) AS score FROM documents_fts WHERE documents_fts MATCH ?"
+        params: list[Any] = [weights[0], weights[1], match]
+        if allowed_docs is not None:
+            if not allowed_docs:
+                return []
+            marks = ",".join("?" * len(allowed_docs))
+            sql += f" AND rowid IN (SELECT rowid FROM documents WHERE doc_id IN ({marks}))"
+            params.extend(allowed_docs)
+        rows = self._query(sql + " ORDER BY score DESC LIMIT ?", [*params, k])
+        return [(self._doc_ids[int(r)], float(score)) for r, score in rows]
+
+    def passage_rowids(self, doc_ids: Sequence[str]) -> list[int]:
+        """Rowids of every passage of these documents."""
+        if not doc_ids:
+            return []
+        marks = ",".join("?" * len(doc_ids))
+        return [int(r) for (r,) in self._query(f"SELECT rowid FROM passages WHERE doc_id IN ({marks})", doc_ids)]
+
+    def passage_docs(self, rowids: Sequence[int]) -> dict[int, str]:
+        """The document of each of these passages."""
+        if not rowids:
+            return {}
+        marks = ",".join("?" * len(rowids))
+        rows = self._query(f"SELECT rowid, doc_id FROM passages WHERE rowid IN ({marks})", list(rowids))
+        return {int(r): str(d) for r, d in rows}
 
     def passages(self, rowids: Sequence[int]) -> list[PassageRecord]:
         """Passages by rowid, in the order asked (unknown rowids are left out)."""
@@ -480,6 +560,7 @@ class Index:
             "FROM documents d ORDER BY source",
             [],
         )
+        self._doc_ids = {int(r): str(d) for r, d in self._db.execute("SELECT rowid, doc_id FROM documents")}
         return {row[0]: DocumentRecord(*row) for row in rows}
 
     def _check_counts(self) -> None:
@@ -652,7 +733,15 @@ def _write_database(path: Path, documents: Sequence[Document], passages: Sequenc
                 for rowid, p in enumerate(passages, start=1)
             ],
         )
-        db.execute("INSERT INTO passages_fts(passages_fts) VALUES ('rebuild')")
+        titles = {d.doc_id: d.title for d in documents}
+        db.executemany(
+            "INSERT INTO passages_fts (rowid, title, text) VALUES (?, ?, ?)",
+            [(rowid, titles.get(p.doc_id, ""), p.text) for rowid, p in enumerate(passages, start=1)],
+        )
+        db.execute(
+            "INSERT INTO documents_fts (rowid, title, text) "
+            "SELECT rowid, title, CASE WHEN cleaned = '' THEN text ELSE cleaned END FROM documents"
+        )
         db.commit()
     finally:
         db.close()

@@ -1,0 +1,114 @@
+"""Measure the two thresholds of qa.search: corroboration grouping and grounding (abstention).
+
+    python scripts/calibrate.py                       # seeds only
+    python scripts/calibrate.py --beir ../shared/bench/scifact --beir-index bench-results/index-scifact
+
+Grouping: eval/corroboration_pairs.jsonl holds the 51 closest cross-article sentence
+pairs of the seeds (by the model's cosine), each labelled by hand: do the two sentences
+report the same statement? The script sweeps the cosine and word-overlap thresholds
+and prints precision and recall of "same statement" for each.
+
+Grounding: the grounding score of an answer is the best highlighted sentence's cosine
+to the question. Positives are the answerable seed questions; negatives are the seed
+questions marked unanswerable, plus SciFact train queries asked of the seeds (questions
+the corpus cannot answer). With --beir-index, SciFact train queries asked of SciFact
+show how often answerable questions of another corpus clear the threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from qa.beir import load_benchmark
+from qa.chunking import ChunkerConfig
+from qa.config import Settings
+from qa.embedding import SentenceTransformerEmbedder
+from qa.evaluation import load_questions, open_beir_index
+from qa.indexing import build_index, expected_identity
+from qa.search import GROUNDED_THRESHOLD, GROUP_COSINE, GROUP_OVERLAP, Searcher, content_words
+from qa.store import Index
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def grouping(embedder: SentenceTransformerEmbedder) -> None:
+    pairs = [json.loads(line) for line in (ROOT / "eval" / "corroboration_pairs.jsonl").read_text().splitlines()]
+    a = embedder.embed_batch([p["a"] for p in pairs])
+    b = embedder.embed_batch([p["b"] for p in pairs])
+    cosine = (a * b).sum(axis=1)
+    overlap = []
+    for p in pairs:
+        x, y = content_words(p["a"]), content_words(p["b"])
+        overlap.append(len(x & y) / min(len(x), len(y)) if x and y else 0.0)
+    label = np.array([p["same_statement"] for p in pairs])
+    print(f"grouping: {len(pairs)} labelled pairs, {label.sum()} report the same statement")
+    print(f"{'cosine':>7} {'overlap':>8} {'P':>6} {'R':>6} {'F1':>6}")
+    for c in (0.70, 0.74, 0.76, 0.78, 0.80):
+        for o in (0.0, 0.3, 0.4, 0.5):
+            pred = (cosine >= c) & (np.array(overlap) >= o)
+            tp = int((pred & label).sum())
+            fp = int((pred & ~label).sum())
+            fn = int((~pred & label).sum())
+            mark = "  <- qa.search" if (c, o) == (GROUP_COSINE, GROUP_OVERLAP) else ""
+            precision = tp / (tp + fp) if tp + fp else 1.0
+            recall, f1 = tp / (tp + fn), 2 * tp / (2 * tp + fp + fn)
+            print(f"{c:>7.2f} {o:>8.2f} {precision:>6.3f} {recall:>6.3f} {f1:>6.3f}{mark}")
+
+
+def grounding(embedder: SentenceTransformerEmbedder, beir: Path, beir_index: Path | None, n: int) -> None:
+    settings = Settings()
+    config = ChunkerConfig.from_settings(settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        build_index(ROOT / "seeds", Path(tmp), embedder, config)
+        index = Index.open(Path(tmp), expected_identity(embedder, config))
+        seeds = Searcher(index, embedder)
+        questions = load_questions(ROOT.parent / "shared" / "eval" / "questions.jsonl")
+        scores = {q.id: seeds.ask(q.question, 5).grounding_score or 0.0 for q in questions}
+        positive = [scores[q.id] for q in questions if q.answerable]
+        negative = [scores[q.id] for q in questions if not q.answerable]
+        train = load_benchmark(beir, "train")
+        offtopic = [seeds.ask(t, 5).grounding_score or 0.0 for t in list(train.queries.values())[:n]]
+        index.close()
+    other: list[float] = []
+    if beir_index is not None:
+        index = open_beir_index(train, beir_index, embedder, config)
+        scifact = Searcher(index, embedder)
+        other = [scifact.ask(t, 5).grounding_score or 0.0 for t in list(train.queries.values())[:n]]
+        index.close()
+    print(f"\ngrounding scores: answerable seed questions min {min(positive):.3f} median {np.median(positive):.3f}")
+    print(f"  unanswerable seed questions: {', '.join(f'{s:.3f}' for s in negative)}")
+    print(f"  {len(offtopic)} SciFact train queries asked of the seeds: max {max(offtopic):.3f}")
+    if other:
+        print(
+            f"  {len(other)} SciFact train queries asked of SciFact: min {min(other):.3f} median {np.median(other):.3f}"
+        )
+    print(
+        f"{'threshold':>9} {'seed answered':>14} {'seed abst.R':>12} {'off-topic abst.R':>17} {'SciFact answered':>17}"
+    )
+    for t in (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5):
+        answered = np.mean([s >= t for s in positive])
+        abstained = np.mean([s < t for s in negative])
+        offtopic_abstained = np.mean([s < t for s in offtopic])
+        scifact_answered = f"{np.mean([s >= t for s in other]):>17.3f}" if other else f"{'-':>17}"
+        mark = "  <- qa.search" if t == GROUNDED_THRESHOLD else ""
+        print(f"{t:>9.2f} {answered:>14.3f} {abstained:>12.3f} {offtopic_abstained:>17.3f} {scifact_answered}{mark}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--beir", type=Path, default=ROOT.parent / "shared" / "bench" / "scifact")
+    parser.add_argument("--beir-index", type=Path, default=None)
+    parser.add_argument("--queries", type=int, default=300, help="SciFact train queries to use.")
+    args = parser.parse_args()
+    embedder = SentenceTransformerEmbedder()
+    grouping(embedder)
+    grounding(embedder, args.beir, args.beir_index, args.queries)
+
+
+if __name__ == "__main__":
+    main()
