@@ -6,9 +6,10 @@ re-ranks in NumPy for each setting, so a sweep costs one retrieval per query::
     python scripts/tune_fusion.py --beir ../shared/bench/scifact --index bench-results/index-scifact
 
 Prints nDCG@10 / Recall@100 / MRR@10 on the train split for:
-  * convex fusion ``w * cosine + (1 - w) * bm25 / max_bm25`` for a grid of ``w``;
+  * convex fusion ``w * cosine + (1 - w) * lexical / max_lexical`` for a grid of ``w``;
   * reciprocal rank fusion (k = 60) of the same two candidate lists;
-  * BM25 title weights for the lexical side.
+  * the lexical side's settings: the share of a passage's lexical score taken from its
+    whole document's BM25 (``--document-weights``) and the title column's BM25 weight.
 The index must already hold the corpus (``qa eval --beir`` builds it).
 """
 
@@ -36,6 +37,12 @@ def main() -> None:
     parser.add_argument("--split", default="train")
     parser.add_argument("--depth", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=Path("bench-results/tune_fusion.json"))
+    parser.add_argument(
+        "--document-weights",
+        default="0,0.3,0.5,0.7",
+        help="Shares of the lexical score taken from the whole document's BM25 (comma-separated).",
+    )
+    parser.add_argument("--title-weights", default="1,2", help="BM25 weights of the title column (comma-separated).")
     args = parser.parse_args()
 
     benchmark = load_benchmark(args.beir, args.split)
@@ -44,8 +51,11 @@ def main() -> None:
     vectors = embedder.embed_batch(list(benchmark.queries.values()))
     results: dict[str, dict[str, float]] = {}
 
-    for title_weight in (1.0, 2.0, 3.0):
-        fusion = replace(DEFAULT_FUSION, bm25_weights=(title_weight, 1.0), depth=args.depth)
+    grid = [(float(a), float(t)) for a in args.document_weights.split(",") for t in args.title_weights.split(",")]
+    for document_weight, title_weight in grid:
+        fusion = replace(
+            DEFAULT_FUSION, bm25_weights=(title_weight, 1.0), document_weight=document_weight, depth=args.depth
+        )
         searcher = Searcher(index, embedder, fusion)
         # One retrieval per query: every candidate with both of its scores.
         candidates = []
@@ -77,12 +87,13 @@ def main() -> None:
             rx = np.argsort(np.argsort(-x, kind="stable"), kind="stable")
             return 1 / (60 + rd) + np.where(x > 0, 1 / (60 + rx), 0.0)
 
-        settings = {f"lexical title={title_weight}": lambda d, x: x}
-        if title_weight == 1.0:
+        tag = f"document={document_weight} title={title_weight}"
+        settings = {f"lexical {tag}": lambda d, x: x}
+        if (document_weight, title_weight) == grid[0]:
             settings["dense"] = lambda d, x: d
-        settings[f"rrf title={title_weight}"] = rrf
-        for w in (0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8):
-            settings[f"convex w={w} title={title_weight}"] = convex(w)
+        settings[f"rrf {tag}"] = rrf
+        for w in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+            settings[f"convex w={w} {tag}"] = convex(w)
         for name, scorer in settings.items():
             results[name] = score_run(benchmark.qrels, run_of(scorer))
             figures = results[name]

@@ -470,16 +470,31 @@ class Index:
     def lexical_scores(
         self, match: str, rowids: Sequence[int], weights: tuple[float, float]
     ) -> list[tuple[int, float]]:
-        """BM25 scores of these passages for ``match`` (passages with no query term are left out)."""
+        """BM25 scores of these passages for ``match`` (passages with no query term are left out).
+
+        One pass over the matches, filtered here: FTS5 answers ``rowid IN (...)`` by
+        running the whole query once per listed rowid.
+        """
         if not rowids:
             return []
-        marks = ",".join("?" * len(rowids))
+        wanted = set(rowids)
         rows = self._query(
-            "SELECT rowid, -bm25(passages_fts, ?, ?) FROM passages_fts "
-            f"WHERE passages_fts MATCH ? AND rowid IN ({marks})",
-            [weights[0], weights[1], match, *rowids],
+            "SELECT rowid, -bm25(passages_fts, ?, ?) FROM passages_fts WHERE passages_fts MATCH ?",
+            [weights[0], weights[1], match],
         )
-        return [(int(r), float(score)) for r, score in rows]
+        return [(int(r), float(score)) for r, score in rows if r in wanted]
+
+    def lexical_document_scores(
+        self, match: str, doc_ids: Sequence[str], weights: tuple[float, float]
+    ) -> dict[str, float]:
+        """BM25 scores of these whole documents (title and cleaned text) for ``match``."""
+        wanted = set(doc_ids)
+        rows = self._query(
+            "SELECT rowid, -bm25(documents_fts, ?, ?) FROM documents_fts WHERE documents_fts MATCH ?",
+            [weights[0], weights[1], match],
+        )
+        found = ((self._doc_ids[int(r)], float(score)) for r, score in rows)
+        return {doc_id: score for doc_id, score in found if doc_id in wanted}
 
     def lexical_documents(
         self, match: str, k: int, weights: tuple[float, float], allowed_docs: Sequence[str] | None = None
