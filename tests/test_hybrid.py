@@ -221,6 +221,7 @@ def test_the_same_statement_in_several_articles_is_one_result_with_its_corrobora
     question = "What did Jaishankar say about strategic architecture?"
     grouped = searcher.ask(question, 5)
     flat = searcher.ask(question, 5, group=False)
+    assert len(grouped.results) == len(flat.results) == 5
     folded = [r for r in grouped.results if r.also_reported_in]
     assert folded, "the remark reported by several articles was not grouped"
     for result in folded:
@@ -229,12 +230,12 @@ def test_the_same_statement_in_several_articles_is_one_result_with_its_corrobora
         for other in result.also_reported_in:
             assert other.citation.formatted
             assert other.similarity >= 0.76
-    # Grouping made room: the grouped top 5 holds passages the flat top 5 had no room for.
+    # A corroboration is never also a result of its own, and without grouping it is one.
     grouped_ids = {r.passage_id for r in grouped.results}
-    flat_ids = [r.passage_id for r in flat.results]
-    assert grouped_ids - set(flat_ids)
-    shown = grouped_ids | {o.passage_id for r in grouped.results for o in r.also_reported_in}
-    assert len(shown) > len(grouped_ids)
+    folded_ids = {o.passage_id for r in folded for o in r.also_reported_in}
+    assert not grouped_ids & folded_ids
+    wide = {r.passage_id for r in searcher.ask(question, 20, group=False).results}
+    assert folded_ids <= wide
     assert all(not r.also_reported_in for r in flat.results)
 
 
@@ -254,9 +255,9 @@ def test_unanswerable_seed_questions_are_not_grounded_and_answerable_ones_are(se
 
 
 @pytest_model
-@pytest.mark.parametrize(("mode", "floor"), [("hybrid", 20), ("dense", 18), ("lexical", 17)])
+@pytest.mark.parametrize(("mode", "floor"), [("hybrid", 19), ("dense", 17), ("lexical", 16)])
 def test_seed_questions_recall_at_3_by_mode(searcher: Searcher, mode: str, floor: int) -> None:
-    """Floors against regressions; the measured figures are in docs/benchmarks.md."""
+    """Floors against regressions (the target is 19 of 20 with hybrid); measured: hybrid 20, dense 18, lexical 17."""
     report = evaluate_questions(searcher, load_questions(QUESTIONS), mode=mode)
     found = sum(1 for rank in report.ranks.values() if rank is not None and rank <= 3)
     assert found >= floor, f"{mode}: {found}/20 in the top 3; misses {report.misses(3)}"

@@ -140,7 +140,13 @@ class Result(BaseModel):
     rank: int = Field(description="1 for the best passage.")
     score: float = Field(description="The ranking score of the mode asked (fused score for hybrid).")
     dense_score: float | None = Field(None, description="Cosine similarity between question and passage.")
-    lexical_score: float | None = Field(None, description="BM25 score (None when no query term occurs).")
+    lexical_score: float | None = Field(
+        None,
+        description=(
+            "Lexical score in [0, 1]: the passage's BM25 mixed with its document's, each relative to the best "
+            "candidate (None when no query term occurs)."
+        ),
+    )
     passage_id: str
     text: str
     section: str | None = Field(description="The heading the passage sits under, if any.")
