@@ -5,10 +5,11 @@ quoted stretches of at least :data:`MIN_WORDS` words, and the ``>`` block quotes
 :func:`extract_quotes`); a text with neither is taken as one quote.
 
 Matching is exact after :func:`qa.cleaning.normalize` folding (quotes, dashes, case,
-whitespace). Each document's source text is folded once per build into one string with
-a map from every folded character back to its source offset, so a quote is found with
-``str.find`` and reported with exact ``[start, end)`` source offsets; a match is kept only
-if ``normalize(source[start:end]) == normalize(quote)``.
+whitespace; spaces beside a dash are ignored too, see :func:`key`). Each document's
+source text is folded once per build into one string with a map from every folded
+character back to its source offset, so a quote is found with ``str.find`` and reported
+with exact ``[start, end)`` source offsets; a match is kept only if
+``key(source[start:end]) == key(quote)``.
 
 A quote that is not found gets the closest stretch of one article: the passage
 sentences (or runs of as many consecutive sentences as the quote has) that share the
@@ -44,6 +45,7 @@ _FENCE_RE = re.compile(r"^ {0,3}(```|~~~)")
 _FOOTNOTE_RE = re.compile(r"\[\^[^\]\s]+\]")
 _ESCAPE_RE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>|])")
 _TRAILING_PUNCT = ".,;:!?"
+_DASH_SPACE_RE = re.compile(r" ?- ?")
 
 QuoteKind = Literal["inline", "block", "text"]
 
@@ -171,9 +173,9 @@ class Folded:
 
 
 def fold(text: str) -> Folded:
-    """``text`` folded character by character as :func:`normalize` folds it (runs of spaces to one
-    space, none at the ends), with ``starts[i]``/``ends[i]`` the source span of folded character ``i``."""
-    out: list[str] = []
+    """``text`` folded character by character as :func:`key` folds it, with ``starts[i]``/``ends[i]``
+    the source span of folded character ``i``."""
+    chars: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
     pending_space = False
@@ -184,18 +186,24 @@ def fold(text: str) -> Folded:
             folded = cache[ch] = normalize(ch) if not ch.isspace() else ""
         if not folded:
             if ch.isspace() or not ch.isprintable():
-                pending_space = pending_space or bool(out)
+                pending_space = pending_space or bool(chars)
             continue
-        if pending_space:
-            out.append(" ")
+        if pending_space and chars[-1] != "-" and folded[0] != "-":
+            chars.append(" ")
             starts.append(i)
             ends.append(i)
-            pending_space = False
+        pending_space = False
         for piece in folded:
-            out.append(piece)
+            chars.append(piece)
             starts.append(i)
             ends.append(i + 1)
-    return Folded("".join(out), starts, ends)
+    return Folded("".join(chars), starts, ends)
+
+
+def key(text: str) -> str:
+    """:func:`qa.cleaning.normalize`, and no space beside a dash ("everyone—especially" and
+    "everyone – especially" are the same words): what a quote must equal to be verbatim."""
+    return _DASH_SPACE_RE.sub("-", normalize(text))
 
 
 @dataclass
@@ -261,13 +269,13 @@ class Verifier:
         needle = fold(quote).text
         if not needle:
             return
-        target = normalize(quote)
+        target = key(quote)
         for doc in self._documents:
             at = doc.folded.text.find(needle)
             while at >= 0:
                 start, end = doc.folded.starts[at], doc.folded.ends[at + len(needle) - 1]
                 span = doc.source[start:end]
-                if normalize(span) == target:
+                if key(span) == target:
                     yield QuoteMatch(
                         passage_id=_containing(doc.passages, start, end),
                         text=span,
@@ -345,6 +353,13 @@ def word_diff(quote: str, source: str) -> list[WordDiff]:
         ops.pop(0)
     while ops and ops[-1][0] == "insert":
         ops.pop()
+    # At the ends, the quote's own words stand against as many source words, not the rest of the sentence.
+    if ops and ops[-1][0] == "replace" and len(ops) > 1:
+        op, i1, i2, j1, j2 = ops[-1]
+        ops[-1] = (op, i1, i2, j1, min(j2, j1 + (i2 - i1)))
+    if ops and ops[0][0] == "replace" and len(ops) > 1:
+        op, i1, i2, j1, j2 = ops[0]
+        ops[0] = (op, i1, i2, max(j1, j2 - (i2 - i1)), j2)
     for op, i1, i2, j1, j2 in ops:
         if op != "equal":
             out.append(WordDiff(op=op, quote=" ".join(a[i1:i2]), source=" ".join(b[j1:j2])))
