@@ -43,6 +43,7 @@ _INLINE_RE = re.compile(r"“([^“”\n]+?)”|\"([^\"\n]+?)\"")
 _BLOCK_RE = re.compile(r"^ {0,3}>[ >]?")
 _FENCE_RE = re.compile(r"^ {0,3}(```|~~~)")
 _FOOTNOTE_RE = re.compile(r"\[\^[^\]\s]+\]")
+_FOOTNOTE_DEF_RE = re.compile(r"^ {0,3}\[\^[^\]\s]+\]:")
 _ESCAPE_RE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>|])")
 _TRAILING_PUNCT = ".,;:!?"
 _DASH_SPACE_RE = re.compile(r" ?- ?")
@@ -108,7 +109,7 @@ class Quote:
 
 def extract_quotes(draft: str, min_words: int = MIN_WORDS) -> list[Quote]:
     """The quotes of a Markdown draft: ``>`` block quotes (one per paragraph) and quoted stretches
-    of at least ``min_words`` words elsewhere; fenced code is skipped. Footnote references
+    of at least ``min_words`` words elsewhere; fenced code and footnote definitions (citations) are skipped. Footnote references
     (``[^1]``) and Markdown backslash escapes are removed from block quotes."""
     quotes: list[Quote] = []
     block: list[str] = []
@@ -148,6 +149,8 @@ def extract_quotes(draft: str, min_words: int = MIN_WORDS) -> list[Quote]:
         close_block()
 
     for number, line in prose:
+        if _FOOTNOTE_DEF_RE.match(line):  # a citation, whose quoted title is not a quotation
+            continue
         for m in _INLINE_RE.finditer(line):
             text = (m.group(1) or m.group(2)).strip()
             if count_words(text) >= min_words:
