@@ -109,8 +109,9 @@ class Quote:
 
 def extract_quotes(draft: str, min_words: int = MIN_WORDS) -> list[Quote]:
     """The quotes of a Markdown draft: ``>`` block quotes (one per paragraph) and quoted stretches
-    of at least ``min_words`` words elsewhere; fenced code and footnote definitions (citations) are skipped. Footnote references
-    (``[^1]``) and Markdown backslash escapes are removed from block quotes."""
+    of at least ``min_words`` words elsewhere; fenced code and footnote definitions (citations)
+    are skipped. Footnote references (``[^1]``) and Markdown backslash escapes are removed from
+    block quotes."""
     quotes: list[Quote] = []
     block: list[str] = []
     block_line = 0
