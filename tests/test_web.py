@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 from playwright.sync_api import expect
 
 from qa.api import create_app
+from qa.chunking import ChunkerConfig
 from qa.config import Settings
+from qa.indexing import build_index
 from tests.helpers import FakeEmbedder, serve_in_thread
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -31,6 +34,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 QUESTION = "Why did India reject an Asian NATO?"
+#: With the fake embedder, its best passage is also in the wire copy (see ``corroborated_url``).
+REPORTED_TWICE = "India no intention of joining Asian NATO proposed by Japan"
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Debian's chromium is not installed (/usr/bin/chromium); `make browser` installs it"
@@ -40,6 +45,18 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture
 def base_url(built: Settings, fake_embedder: FakeEmbedder) -> Iterator[str]:
     with serve_in_thread(create_app(built, embedder=fake_embedder)) as url:
+        yield url
+
+
+@pytest.fixture
+def corroborated_url(settings: Settings, fake_embedder: FakeEmbedder) -> Iterator[str]:
+    """The seeds plus an article that repeats another's opening paragraph, so results carry also_reported_in."""
+    opening = (settings.corpus_dir / "002_9c06afbfd3aef34d.txt").read_text(encoding="utf-8").split("\n")[0]
+    (settings.corpus_dir / "005_wire_copy.txt").write_text(
+        f"Wire Copy On The Asian NATO\n\n{opening}\n", encoding="utf-8"
+    )
+    build_index(settings.corpus_dir, settings.index_dir, fake_embedder, ChunkerConfig.from_settings(settings))
+    with serve_in_thread(create_app(settings, embedder=fake_embedder)) as url:
         yield url
 
 
@@ -65,12 +82,13 @@ def _page(browser: Any, base_url: str, **options: Any) -> Any:
     return page
 
 
-def test_ask_highlight_copy_and_open_the_cited_passage(browser: Any, base_url: str) -> None:
+def test_ask_highlight_copy_and_open_the_cited_passage(browser: Any, corroborated_url: str) -> None:
+    base_url = corroborated_url
     page = _page(browser, base_url, viewport={"width": 1000, "height": 700})
     page.goto("/")
-    page.fill("#question", QUESTION)
+    page.fill("#question", REPORTED_TWICE)
     page.press("#question", "Enter")  # Enter asks
-    answer = httpx.get(f"{base_url}/ask", params={"q": QUESTION, "k": 5}).json()
+    answer = httpx.get(f"{base_url}/ask", params={"q": REPORTED_TWICE, "k": 5}).json()
     top = answer["results"][0]
     results = page.locator("#results .result")
     expect(results).to_have_count(5)
@@ -80,6 +98,13 @@ def test_ask_highlight_copy_and_open_the_cited_passage(browser: Any, base_url: s
     highlight = top["highlights"][0]
     assert first.locator("mark.highlight").first.inner_text() == top["text"][highlight["start"] : highlight["end"]]
     assert top["citation"]["title"] in first.inner_text()
+    assert top["citation"]["source"] in first.inner_text()
+    # Every corroboration the API returns is listed, linked to its place in its own article.
+    corroborations = [o for r in answer["results"] for o in r["also_reported_in"]]
+    assert corroborations
+    expect(page.locator(".also li")).to_have_count(len(corroborations))
+    for other in corroborations:
+        expect(page.locator(f'.also a[href$="passage={quote(other["passage_id"], safe="")}"]')).to_have_count(1)
 
     # Copy the Markdown citation: the clipboard holds exactly the API's citation.markdown.
     markdown_button = first.locator("button.copy[data-format=markdown]")
