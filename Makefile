@@ -10,7 +10,7 @@ PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run index serve test lint typecheck bench clean
+.PHONY: install browser run index serve test lint typecheck bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,12 @@ index: install
 serve: install
 	$(BIN)/qa serve --index index --host $(HOST) --port $(PORT)
 
+## Debian's Chromium for the browser test (tests/test_web.py); Playwright drives it, never downloads one.
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 ## Lint, type-check and run the whole test suite.
-test: install lint typecheck
+test: install browser lint typecheck
 	$(BIN)/pytest
 
 lint: install

@@ -451,3 +451,53 @@ def test_index_built_with_another_chunker_is_refused(settings: Settings, fake_em
     build_index(settings.corpus_dir, settings.index_dir, fake_embedder, ChunkerConfig(settings.max_tokens + 32, 0))
     with TestClient(create_app(settings, embedder=fake_embedder)) as test_client:
         assert_unavailable(test_client, [settings.index_dir, settings.index_dir.parent])
+
+
+# -- citations resolve across builds ---------------------------------------------------------------
+
+
+def test_passage_ids_resolve_across_rebuilds_and_a_gone_passage_points_to_its_document(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    """Ids handed out by one build resolve in the next while their text is unchanged; an id whose
+    passage was edited away answers 404 naming its document, which still resolves."""
+    config = ChunkerConfig.from_settings(settings)
+    build_index(settings.corpus_dir, settings.index_dir, fake_embedder, config)
+    with TestClient(create_app(settings, embedder=fake_embedder)) as client:
+        first_build = client.get("/readyz").json()["build_id"]
+        before: dict[str, list[dict[str, Any]]] = {}
+        for document in client.get("/documents").json()["documents"]:
+            ids = client.get(f"/documents/{document['doc_id']}").json()["passage_ids"]
+            before[document["doc_id"]] = [client.get(f"/passages/{p}").json() for p in ids]
+
+    edited, removed = "003_4fdb1282455ab5f8", "004_7c5f304601117e1b"
+    path = settings.corpus_dir / f"{edited}.txt"
+    path.chmod(0o644)
+    text = path.read_text(encoding="utf-8")
+    first_sentence = before[edited][0]["text"].split(". ")[0]
+    path.write_text(text.replace(first_sentence, first_sentence.replace("Asia", "East Asia"), 1), encoding="utf-8")
+    (settings.corpus_dir / f"{removed}.txt").unlink()
+    build_index(settings.corpus_dir, settings.index_dir, fake_embedder, config)
+
+    with TestClient(create_app(settings, embedder=fake_embedder)) as client:
+        assert client.get("/readyz").json()["build_id"] != first_build
+        for doc_id, passages in before.items():
+            for old in passages:
+                response = client.get(f"/passages/{old['passage_id']}")
+                if doc_id not in (edited, removed):
+                    assert response.status_code == 200, (doc_id, response.text)
+                    new = response.json()
+                    assert (new["text"], new["citation"]) == (old["text"], old["citation"])
+                    cite = client.get(f"/passages/{old['passage_id']}/cite", params={"format": "text"})
+                    assert cite.text == old["citation"]["formatted"]
+        gone = before[edited][0]["passage_id"]
+        error = assert_error(client.get(f"/passages/{gone}"), 404, "not_found")
+        assert error["details"] == [{"doc_id": edited, "document": f"/documents/{edited}"}]
+        assert f"/documents/{edited}" in error["message"]
+        assert client.get(error["details"][0]["document"]).status_code == 200
+        # The rest of the edited article did not change, so its ids still resolve.
+        assert client.get(f"/passages/{before[edited][-1]['passage_id']}").status_code == 200
+        assert_error(client.get(f"/passages/{gone}/cite"), 404, "not_found")
+        # A passage of an article that is gone altogether: no document to point to.
+        error = assert_error(client.get(f"/passages/{before[removed][0]['passage_id']}"), 404, "not_found")
+        assert "details" not in error

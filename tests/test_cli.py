@@ -19,6 +19,7 @@ import uvicorn
 from click.testing import CliRunner, Result
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from markdown_it import MarkdownIt
 
 from qa import cli
 from qa.api import create_app
@@ -358,6 +359,8 @@ def test_serve_rejects_a_bad_port(index_dir: Path, port: str) -> None:
         (["ask"], 'qa ask "'),
         (["serve"], "qa serve --index index --host 127.0.0.1 --port 8000"),
         (["rollback"], "qa rollback --index index"),
+        (["verify"], "qa verify report.md"),
+        (["ask"], "--format markdown"),
     ],
 )
 def test_help_shows_an_example(args: list[str], example: str) -> None:
@@ -369,7 +372,7 @@ def test_help_shows_an_example(args: list[str], example: str) -> None:
 
 def test_help_lists_every_command() -> None:
     output = qa("--help").output
-    for command in ("build", "ask", "serve", "rollback"):
+    for command in ("build", "ask", "serve", "rollback", "verify"):
         assert f"  {command} " in output
 
 
@@ -521,3 +524,36 @@ def test_eval_needs_exactly_one_of_beir_and_questions(tmp_path: Path) -> None:
     result = qa("eval")
     assert result.exit_code == 2
     assert "exactly one" in result.output
+
+
+# -- qa ask --format markdown, qa verify ----------------------------------------------------------
+
+
+def test_ask_format_markdown_is_a_report_block_with_numbered_footnotes(built: Settings, index_dir: Path) -> None:
+    result = qa("ask", QUESTION, "--index", str(index_dir), "--k", "3", "--format", "markdown")
+    assert result.exit_code == 0, result.output
+    report = result.stdout
+    expected = api_answer(built, QUESTION, 3)["results"]
+    quotes = [line for line in report.splitlines() if line.startswith("> ")]
+    notes = [line for line in report.splitlines() if line.startswith("[^")]
+    assert len(quotes) == len(notes) == 3
+    for n, (quote, note, item) in enumerate(zip(quotes, notes, expected, strict=True), start=1):
+        assert quote.endswith(f" [^{n}]")
+        assert note.startswith(f"[^{n}]: {item['citation']['markdown']}")
+    # Rendered as Markdown: three block quotes, each a paragraph that reads as the passage.
+    tokens = MarkdownIt("commonmark").parse(report)
+    assert sum(t.type == "blockquote_open" for t in tokens) == 3
+    inline = [t.content for i, t in enumerate(tokens) if t.type == "inline" and tokens[i - 2].type == "blockquote_open"]
+    rendered = [MarkdownIt("commonmark").renderInline(text) for text in inline]
+    for html, item in zip(rendered, expected, strict=True):
+        assert " ".join(item["text"].split()).replace("&", "&amp;").replace('"', "&quot;") in html
+    assert "\x1b[" not in report
+
+
+def test_the_markdown_report_passes_qa_verify(index_dir: Path, tmp_path: Path) -> None:
+    report = qa("ask", QUESTION, "--index", str(index_dir), "--format", "markdown").stdout
+    draft = tmp_path / "report.md"
+    draft.write_text(report, encoding="utf-8")
+    checked = qa("verify", str(draft), "--index", str(index_dir))
+    assert checked.exit_code == 0, checked.output
+    assert "5 found, 0 not found" in checked.output

@@ -31,9 +31,11 @@ from qa.errors import (
     QAError,
     RollbackError,
 )
+from qa.formats import bibtex_entry, csl_item, markdown_report
 from qa.indexing import BuildReport, build_index, rollback, stale_reason
 from qa.search import Answer, Result, Searcher
 from qa.store import Index
+from qa.verify import Verifier, VerifyReport, extract_quotes
 
 __all__ = [
     "Answer",
@@ -64,10 +66,16 @@ __all__ = [
     "Searcher",
     "SentenceTransformerEmbedder",
     "Settings",
+    "Verifier",
+    "VerifyReport",
     "__version__",
+    "bibtex_entry",
     "build_index",
+    "csl_item",
+    "extract_quotes",
     "format_citation",
     "load_corpus",
+    "markdown_report",
     "rollback",
     "stale_reason",
 ]

@@ -11,17 +11,20 @@ held by a :class:`~qa.live.LiveIndex`, which swaps in a new build between reques
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from qa import __version__
@@ -37,8 +40,10 @@ from qa.errors import (
     InvalidQueryError,
     ModelError,
     NotFoundError,
+    PassageNotFoundError,
     QAError,
 )
+from qa.formats import MEDIA_TYPES, CiteFormat, bibtex_entry, csl_item
 from qa.indexing import expected_identity
 from qa.live import LiveIndex, NotServing
 from qa.metrics import Metrics, MetricsMiddleware
@@ -50,6 +55,7 @@ from qa.middleware import (
     reject_unknown_query_parameters,
 )
 from qa.search import Answer, Filters, Mode, Searcher
+from qa.verify import VerifierCache, VerifyReport
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +85,16 @@ class AskRequest(BaseModel):
     def filters(self) -> Filters:
         doc_ids = tuple(self.doc_id) if self.doc_id else None
         return Filters(doc_ids, self.author, self.outlet, self.published_from, self.published_to)
+
+
+class VerifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(
+        min_length=1,
+        description="One quote, or a Markdown draft: its quoted sentences (5 words or more) and > block quotes.",
+        examples=["Jaishankar said that India has “no intention” of joining — “India does not see the need”."],
+    )
 
 
 class DocumentList(BaseModel):
@@ -112,6 +128,19 @@ class Reloaded(BaseModel):
     build_id: str
     previous_build_id: str | None
 
+
+STATIC_DIR = Path(__file__).parent / "static"
+#: The web page loads nothing from anywhere but this server.
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+_CITE_CONTENT: dict[str, Any] = {
+    MEDIA_TYPES["markdown"].split(";")[0]: {"schema": {"type": "string"}},
+    MEDIA_TYPES["text"].split(";")[0]: {"schema": {"type": "string"}},
+    MEDIA_TYPES["csl-json"]: {"schema": {"type": "array", "items": {"type": "object"}}},
+    MEDIA_TYPES["bibtex"].split(";")[0]: {"schema": {"type": "string"}},
+}
 
 #: Errors of the routes that read the index (the app adds 405, 413, 422 and 500 to every route).
 _ERRORS = error_responses(404, 422, 503)
@@ -252,6 +281,53 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
     def get_passage(live: Live, passage_id: str) -> PassageView:
         return resolve_passage(live.index, passage_id)
 
+    @app.get(
+        "/passages/{passage_id}/cite",
+        response_class=Response,
+        responses={200: {"description": "The citation in the format asked.", "content": _CITE_CONTENT}, **_ERRORS},
+        summary="A passage's citation as Markdown, plain text, CSL-JSON or BibTeX",
+    )
+    def cite_passage(
+        live: Live,
+        passage_id: str,
+        fmt: Annotated[
+            CiteFormat,
+            Query(alias="format", description="markdown, text, csl-json (CSL 1.0.2 data) or bibtex (@article)."),
+        ] = "markdown",
+    ) -> Response:
+        view = resolve_passage(live.index, passage_id)
+        if fmt == "markdown":
+            body = view.citation.markdown
+        elif fmt == "text":
+            body = view.citation.formatted
+        elif fmt == "csl-json":
+            body = json.dumps([csl_item(view)], ensure_ascii=False, indent=2)
+        else:
+            body = bibtex_entry(view)
+        return Response(body, media_type=MEDIA_TYPES[fmt])
+
+    verifiers = VerifierCache()
+
+    @app.post(
+        "/verify",
+        response_model=VerifyReport,
+        responses=_ERRORS,
+        summary="Check quotes: is each a verbatim span of an article, and where (or what is closest)",
+    )
+    def verify(live: Live, body: VerifyRequest) -> VerifyReport:
+        return verifiers.get(live.index).verify(body.text)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        """The web page: ask, read the passages, copy citations, open the article."""
+        return FileResponse(
+            STATIC_DIR / "index.html",
+            media_type="text/html; charset=utf-8",
+            headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"},
+        )
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
     @app.get("/documents", response_model=DocumentList, responses=_ERRORS)
     def list_documents(live: Live) -> DocumentList:
         documents = [summarize(d) for d in live.index.documents()]
@@ -359,6 +435,9 @@ def _install_qa_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(QAError)
     async def qa_error(request: Request, exc: QAError) -> JSONResponse:
+        if isinstance(exc, PassageNotFoundError) and exc.doc_id is not None:
+            details = [{"doc_id": exc.doc_id, "document": f"/documents/{exc.doc_id}"}]
+            return error_response(404, "not_found", str(exc), details)
         if isinstance(exc, NotFoundError):
             return error_response(404, "not_found", str(exc))
         if isinstance(exc, InvalidQueryError):

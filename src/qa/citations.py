@@ -24,23 +24,32 @@ class Citation(BaseModel):
     url: str | None = None
     published: str | None = None
     outlet: str | None = None
-    formatted: str = Field(description="Ready to paste into a report.")
-    markdown: str = Field(description="The same, in Markdown, with a link when the URL is known.")
+    formatted: str = Field(
+        description="Plain text, ready to paste into a report (GET /passages/{id}/cite?format=text)."
+    )
+    markdown: str = Field(
+        description="The same in Markdown, with a link when the URL is known (GET /passages/{id}/cite?format=markdown)."
+    )
 
 
 def cite(passage: PassageRecord, document: DocumentRecord) -> Citation:
+    return cite_span(document, passage.start, passage.end)
+
+
+def cite_span(document: DocumentRecord, start: int, end: int) -> Citation:
+    """The citation of ``source_text[start:end]`` of ``document`` (a passage, a sentence, a quote)."""
     return Citation(
         doc_id=document.doc_id,
         title=document.title,
         author=document.author,
         source=document.source,
-        start=passage.start,
-        end=passage.end,
+        start=start,
+        end=end,
         url=document.url,
         published=document.published,
         outlet=document.outlet,
-        formatted=format_citation(document, passage.start, passage.end),
-        markdown=format_citation(document, passage.start, passage.end, markdown=True),
+        formatted=format_citation(document, start, end),
+        markdown=format_citation(document, start, end, markdown=True),
     )
 
 
@@ -90,7 +99,7 @@ def resolve_passage(index: Index, passage_id: str) -> PassageView:
     passage = index.passage(passage_id)
     document = index.document(passage.doc_id) if passage else None
     if passage is None or document is None:
-        raise PassageNotFoundError(f"no passage {passage_id!r} in build {index.build_id}")
+        raise passage_not_found(index, passage_id)
     previous_id, next_id = index.neighbours(passage)
     return PassageView(
         passage_id=passage.passage_id,
@@ -101,6 +110,20 @@ def resolve_passage(index: Index, passage_id: str) -> PassageView:
         next_id=next_id,
         citation=cite(passage, document),
     )
+
+
+def passage_not_found(index: Index, passage_id: str) -> PassageNotFoundError:
+    """The error for an id no passage of this build has. Ids are ``doc_id:hash`` of the passage
+    text, so an id from an earlier build resolves as long as that text is unchanged; when it is
+    gone but its document is still indexed, the error names the document to look in."""
+    doc_id = passage_id.rpartition(":")[0]
+    if doc_id and index.document(doc_id) is not None:
+        return PassageNotFoundError(
+            f"no passage {passage_id!r} in build {index.build_id}: its text has changed or been removed; "
+            f"its document is still here: /documents/{doc_id}",
+            doc_id=doc_id,
+        )
+    return PassageNotFoundError(f"no passage {passage_id!r} in build {index.build_id}")
 
 
 def summarize(document: DocumentRecord) -> DocumentSummary:

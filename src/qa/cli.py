@@ -21,9 +21,11 @@ from qa.config import MAX_K, Settings
 from qa.embedding import SentenceTransformerEmbedder
 from qa.errors import InvalidQueryError, QAError
 from qa.evaluation import BEIR_MEASURES, run_beir, run_questions
+from qa.formats import markdown_report
 from qa.indexing import Progress, build_index, expected_identity, rollback, stale_reason
 from qa.search import MODES, Answer, Filters, Result, Searcher, check_mode, check_question
 from qa.store import Index, current_build_id
+from qa.verify import Verifier, VerifyReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("qa")
@@ -79,6 +81,7 @@ def main(verbose: bool) -> None:
     qa ask "Why did India reject an Asian NATO?" --k 5
     qa serve --index index --port 8000
     qa rollback --index index
+    qa verify report.md
     """
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -186,7 +189,16 @@ def _mode_option(fn: F) -> F:
 @_mode_option
 @click.option("--no-group", is_flag=True, help="List near-identical passages of different articles separately.")
 @_filter_options
-@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of text.")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of text (same as --format json).")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="text for the terminal; json as the API sends it; markdown: block quotes with numbered "
+    "footnote citations, to paste into a report.",
+)
 @_index_option
 @_model_options
 def ask(
@@ -200,6 +212,7 @@ def ask(
     published_from: str | None,
     published_to: str | None,
     as_json: bool,
+    output: str,
     **options: Any,
 ) -> None:
     """Print the passages that best answer QUESTION, with their citations.
@@ -209,6 +222,7 @@ def ask(
     \b
     qa ask "Who proposed an Asian NATO?"
     qa ask "What is strategic autonomy?" --k 3 --json
+    qa ask "Why did India reject an Asian NATO?" --k 3 --format markdown >> report.md
     qa ask "What did Jaishankar say?" --mode lexical --author Jaishankar --published-from 2024-09-01
     """
     settings = _settings(**options)
@@ -231,7 +245,76 @@ def ask(
         raise click.ClickException(str(exc)) from None
     finally:
         embedder.close()
-    click.echo(answer.model_dump_json(indent=2) if as_json else render(answer))
+    if as_json or output == "json":
+        click.echo(answer.model_dump_json(indent=2))
+    elif output == "markdown":
+        click.echo(markdown_report(answer), nl=False)
+    else:
+        click.echo(render(answer))
+
+
+@main.command("verify")
+@click.argument("draft", type=click.File("r", encoding="utf-8"))
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON (as POST /verify sends it).")
+@_index_option
+def verify_command(draft: Any, as_json: bool, **options: Any) -> None:
+    """Check every quote of DRAFT (a Markdown file, or - for standard input) against the articles.
+
+    Quotes are “curly” or "straight" quoted stretches of 5 words or more, and > block
+    quotes. Each is found verbatim (after folding quotes, dashes, case and spaces) with
+    its source offsets, or not, with the closest sentence and the words that differ.
+    Exits 0 when every quote is found, 1 when any is not, 2 on a usage or index error.
+    No model is loaded.
+
+    \b
+    qa verify report.md
+    qa ask "Why did India reject an Asian NATO?" --format markdown | qa verify -
+    """
+    settings = _settings(**options)
+    text = draft.read()
+    try:
+        index = Index.open(settings.index_dir)
+        try:
+            report = Verifier(index).verify(text)
+        finally:
+            index.close()
+    except QAError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(report.model_dump_json(indent=2) if as_json else render_verification(report))
+    if report.unsupported:
+        sys.exit(1)
+
+
+def render_verification(report: VerifyReport) -> str:
+    """One block per quote: found with its citation(s), or not with the closest sentence and the differences."""
+    if not report.quotes:
+        return "No quotes found."
+    lines: list[str] = []
+    for n, check in enumerate(report.quotes, start=1):
+        quote = textwrap.shorten(check.quote, 100, placeholder="…")
+        if check.found:
+            lines.append(click.style(f"{n}. FOUND  (line {check.line}) “{quote}”", fg="green", bold=True))
+            lines.extend(f"   {m.citation.formatted}" for m in check.matches)
+        else:
+            lines.append(click.style(f"{n}. NOT FOUND  (line {check.line}) “{quote}”", fg="red", bold=True))
+            closest = check.closest
+            if closest is None:
+                lines.append("   nothing similar in the articles")
+            else:
+                lines.append(f"   closest ({closest.similarity:.2f}): {closest.citation.formatted}")
+                lines.append(_wrap(closest.sentence))
+                for d in closest.differences:
+                    if d.op == "replace":
+                        lines.append(f"   quote has “{d.quote}” where the source has “{d.source}”")
+                    elif d.op == "delete":
+                        lines.append(f"   quote adds “{d.quote}”")
+                    else:
+                        lines.append(f"   quote leaves out “{d.source}”")
+                if not closest.differences:
+                    lines.append("   same words; the punctuation differs")
+        lines.append("")
+    lines.append(f"{report.supported} found, {report.unsupported} not found (build {report.build_id})")
+    return "\n".join(lines)
 
 
 @main.command("eval")

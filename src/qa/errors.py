@@ -64,7 +64,11 @@ class DocumentNotFoundError(NotFoundError):
 
 
 class PassageNotFoundError(NotFoundError):
-    """No passage has this id."""
+    """No passage has this id; ``doc_id`` names its document when that is still indexed."""
+
+    def __init__(self, message: str, doc_id: str | None = None) -> None:
+        super().__init__(message)
+        self.doc_id = doc_id
 
 
 class InvalidQueryError(QAError):
