@@ -48,6 +48,16 @@ def _passage_texts(index_dir: Path, doc_id: str | None = None) -> list[str]:
         index.close()
 
 
+def _sentence_texts(index_dir: Path) -> set[str]:
+    index = Index.open(index_dir)
+    try:
+        passages = index.passages(list(range(1, index.passage_count + 1)))
+        stored = index.sentences([p.rowid for p in passages])
+        return {p.text[s:e] for p in passages for s, e in stored[p.rowid][0]}
+    finally:
+        index.close()
+
+
 def _passage_rows(index_dir: Path) -> list[tuple[str, str, int, int, str]]:
     index = Index.open(index_dir)
     try:
@@ -89,6 +99,7 @@ def test_an_unchanged_corpus_is_rebuilt_without_embedding(settings: Settings) ->
 def test_editing_adding_and_deleting_articles_embeds_only_those(settings: Settings) -> None:
     build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), CONFIG)
     before = set(_passage_texts(settings.index_dir))
+    known = before | _sentence_texts(settings.index_dir)
     edited = settings.corpus_dir / "003_4fdb1282455ab5f8.txt"
     edited.write_bytes(edited.read_bytes().replace(b"on October 1 stressed", b"on 1 October stressed"))
     (settings.corpus_dir / "001_3737cd750cfae74d.txt").unlink()
@@ -99,7 +110,9 @@ def test_editing_adding_and_deleting_articles_embeds_only_those(settings: Settin
     report = build_index(settings.corpus_dir, settings.index_dir, embedder, CONFIG)
     after = _passage_texts(settings.index_dir)
     new_texts = set(after) - before
-    assert set(embedder.texts[1:]) == new_texts
+    # New passages, and those of their sentences that no earlier passage or sentence had.
+    new_sentences = _sentence_texts(settings.index_dir) - known
+    assert set(embedder.texts[1:]) == new_texts | new_sentences
     assert report.embedded == len(new_texts)
     assert new_texts <= set(_passage_texts(settings.index_dir, "003_4fdb1282455ab5f8")) | set(
         _passage_texts(settings.index_dir, "added")
@@ -130,10 +143,12 @@ def test_the_cache_keeps_what_the_live_and_previous_builds_use(settings: Setting
         build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), CONFIG)
     # Two builds are kept; rows only the pruned builds used are gone.
     assert len(list_builds(settings.index_dir)) == 2
+    # Each revision adds one passage and one sentence; two builds' worth stay.
     assert first_rows < _cache_rows(settings.index_dir) <= first_rows + 4
     # Another model's rows are dropped by its first build.
     build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(seed="z"), CONFIG)
-    assert _cache_rows(settings.index_dir) == len(set(_passage_texts(settings.index_dir)))
+    live = set(_passage_texts(settings.index_dir)) | _sentence_texts(settings.index_dir)
+    assert _cache_rows(settings.index_dir) == len(live)
 
 
 def test_a_damaged_cache_is_replaced(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
@@ -164,6 +179,7 @@ def test_editing_one_article_embeds_only_its_new_passages(settings: Settings) ->
     build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), CONFIG)
     doc_id = "003_4fdb1282455ab5f8"
     before = _passage_texts(settings.index_dir, doc_id)
+    known = set(_passage_texts(settings.index_dir)) | _sentence_texts(settings.index_dir)
     others = set(_passage_texts(settings.index_dir)) - set(before)
     edited = settings.corpus_dir / f"{doc_id}.txt"
     edited.write_bytes(edited.read_bytes().replace(b"on October 1 stressed", b"on 1 October stressed"))
@@ -171,7 +187,11 @@ def test_editing_one_article_embeds_only_its_new_passages(settings: Settings) ->
     report = build_index(settings.corpus_dir, settings.index_dir, embedder, CONFIG)
     after = _passage_texts(settings.index_dir, doc_id)
     assert 0 < report.embedded < len(after)
-    assert embedder.texts[1:] == [t for t in after if t not in before]
+    new_passages = [t for t in after if t not in before]
+    assert embedder.texts[1 : 1 + len(new_passages)] == new_passages
+    # Then the sentences of the build that were never embedded: here, the edited one.
+    assert set(embedder.texts[1 + len(new_passages) :]) == _sentence_texts(settings.index_dir) - known
+    assert len(embedder.texts) - 1 - len(new_passages) == 1
     assert set(_passage_texts(settings.index_dir)) - set(after) == others
 
 
@@ -184,7 +204,8 @@ def test_adding_one_article_embeds_only_its_passages(settings: Settings) -> None
     report = build_index(settings.corpus_dir, settings.index_dir, embedder, CONFIG)
     added = _passage_texts(settings.index_dir, "added")
     assert report.embedded == len(added) == 1
-    assert embedder.texts[1:] == added
+    assert embedder.texts[1:2] == added
+    assert embedder.texts[2:] == ["The added article brings one new paragraph of prose.", "It has two sentences."]
     assert report.documents == 6
 
 

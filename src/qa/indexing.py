@@ -21,6 +21,7 @@ from qa.chunking import Chunker, ChunkerConfig, Passage
 from qa.documents import Document, corpus_fingerprint, load_corpus
 from qa.embedding import Embedder, Vectors, model_identity
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexStoreError, RollbackError
+from qa.sentences import split_sentences
 from qa.store import (
     Index,
     build_lock,
@@ -110,7 +111,12 @@ def _build(
             "embedded": embedded,
             "reused": len(passages) - embedded,
         }
-        build_id = write_build(index_dir, documents, passages, vectors, manifest, started=started)
+        # Sentences are embedded once here, so that answering needs no model call beyond the question.
+        spans = [(i, s, e) for i, passage in enumerate(passages) for s, e in split_sentences(passage.text)]
+        sentence_vectors, _ = embed_with_cache(embedder, [passages[i].text[s:e] for i, s, e in spans], cache)
+        build_id = write_build(
+            index_dir, documents, passages, vectors, manifest, started=started, sentences=(spans, sentence_vectors)
+        )
         cache.rename_build(build_id)
         dropped = cache.retain(list_builds(index_dir))
     finally:

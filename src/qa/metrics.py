@@ -83,13 +83,13 @@ class _ServingCollector(Collector):
         if batcher is not None:
             batches = CounterMetricFamily(
                 "qa_embed_batches",
-                "Model calls made while answering (questions and the sentences scored for highlights).",
+                "Model calls made for questions.",
             )
             batches.add_metric([], batcher.batches)
             yield batches
             texts = CounterMetricFamily(
                 "qa_embed_texts",
-                "Texts encoded while answering: questions and passage sentences (texts / batches = mean batch size).",
+                "Questions encoded (texts / batches = mean batch size).",
             )
             texts.add_metric([], batcher.texts)
             yield texts

@@ -29,7 +29,6 @@ from qa.citations import Citation, cite
 from qa.config import MAX_K, MAX_QUESTION_CHARS
 from qa.embedding import Embedder, Vectors
 from qa.errors import InvalidQueryError
-from qa.sentences import split_sentences
 from qa.store import DocumentRecord, Index, PassageRecord
 
 log = logging.getLogger(__name__)
@@ -389,19 +388,13 @@ class Searcher:
     # -- presentation ------------------------------------------------------------------------
 
     def _sentences(self, query: Vectors, passages: Sequence[PassageRecord]) -> dict[int, Sentences]:
-        """Each passage's sentences, their vectors and their cosine to the question, in one model call."""
-        spans = [(p, s, e) for p in passages for s, e in split_sentences(p.text)]
-        vectors = self.embedder.embed_batch([p.text[s:e] for p, s, e in spans]) if spans else None
+        """Each passage's sentences, their stored vectors and their cosine to the question (no model call)."""
+        stored = self.index.sentences([p.rowid for p in passages])
         none = np.zeros((0, self.embedder.dimension), dtype=np.float32)
-        out = {p.rowid: Sentences([], none, none[:, 0]) for p in passages}
-        if vectors is None:
-            return out
-        cosines = vectors @ query
-        rows: dict[int, list[int]] = {}
-        for i, (p, _, _) in enumerate(spans):
-            rows.setdefault(p.rowid, []).append(i)
-        for rowid, at in rows.items():
-            out[rowid] = Sentences([spans[i][1:] for i in at], vectors[at], cosines[at])
+        out: dict[int, Sentences] = {}
+        for p in passages:
+            spans, vectors = stored.get(p.rowid, ([], none))
+            out[p.rowid] = Sentences(spans, vectors, vectors @ query if len(spans) else none[:, 0])
         return out
 
     def _cite(self, passage: PassageRecord) -> Citation:

@@ -44,8 +44,12 @@ from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError,
 
 log = logging.getLogger(__name__)
 
+#: ``([(passage index from 0, start, end), ...], vectors)``: the sentences of a build's passages.
+Sentences = tuple[Sequence[tuple[int, int, int]], Vectors]
+
 #: 2: FTS5 tables over passages and documents, each with the title as a column.
-FORMAT_VERSION = 2
+#: 3: sentences of each passage with their vectors (highlights and grouping need no model call).
+FORMAT_VERSION = 3
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
@@ -83,6 +87,14 @@ CREATE TABLE passages (
 );
 -- Contentless BM25 indexes: the text lives in the tables above. A passage row carries
 -- its document's title; a document row its title and its cleaned text.
+-- Each passage's sentences as [start, end) in its text, with the model's vector (float32).
+CREATE TABLE sentences (
+    passage    INTEGER NOT NULL REFERENCES passages(rowid),
+    start      INTEGER NOT NULL,
+    "end"      INTEGER NOT NULL,
+    vector     BLOB NOT NULL,
+    PRIMARY KEY (passage, start)
+) WITHOUT ROWID;
 CREATE VIRTUAL TABLE passages_fts USING fts5(title, text, content='', tokenize='porter unicode61');
 CREATE VIRTUAL TABLE documents_fts USING fts5(title, text, content='', tokenize='porter unicode61');
 """
@@ -143,8 +155,12 @@ def write_build(
     vectors: Vectors,
     manifest: dict[str, Any],
     started: float | None = None,
+    sentences: Sentences | None = None,
 ) -> str:
     """Write a complete build, switch CURRENT to it, prune old builds; return its id.
+
+    ``sentences`` are ``([(passage index, start, end), ...], vectors)``: each passage's
+    sentences as offsets into its text, with their vectors.
 
     The caller holds :func:`build_lock`. Nothing visible changes until the final rename.
     ``started`` is the ``time.perf_counter()`` at which the build began: the manifest's
@@ -161,7 +177,7 @@ def write_build(
     tmp = index_dir / f"{TMP_PREFIX}{build_id}-{os.getpid()}"
     tmp.mkdir(parents=True)
     try:
-        _write_database(tmp / DATABASE, documents, passages)
+        _write_database(tmp / DATABASE, documents, passages, sentences)
         _write_vectors(tmp / VECTORS, vectors)
         files = {name: _file_digest(tmp / name) for name in (VECTORS, DATABASE)}
         full = {
@@ -511,6 +527,24 @@ class Index:
         rows = self._query(sql + " ORDER BY score DESC LIMIT ?", [*params, k])
         return [(self._doc_ids[int(r)], float(score)) for r, score in rows]
 
+    def sentences(self, rowids: Sequence[int]) -> dict[int, tuple[list[tuple[int, int]], Vectors]]:
+        """Each passage's sentences (offsets into its text, in order) and their stored vectors."""
+        out: dict[int, tuple[list[tuple[int, int]], Vectors]] = {}
+        if not rowids:
+            return out
+        marks = ",".join("?" * len(rowids))
+        rows = self._query(
+            f'SELECT passage, start, "end", vector FROM sentences WHERE passage IN ({marks}) ORDER BY passage, start',
+            list(rowids),
+        )
+        grouped: dict[int, list[tuple[int, int, bytes]]] = {}
+        for passage, start, end, blob in rows:
+            grouped.setdefault(int(passage), []).append((int(start), int(end), blob))
+        for rowid, items in grouped.items():
+            vectors = np.frombuffer(b"".join(blob for _, _, blob in items), dtype=np.float32)
+            out[rowid] = ([(s, e) for s, e, _ in items], vectors.reshape(len(items), -1))
+        return out
+
     def passage_rowids(self, doc_ids: Sequence[str]) -> list[int]:
         """Rowids of every passage of these documents."""
         if not doc_ids:
@@ -718,10 +752,21 @@ def _read_vectors(path: Path) -> Any:
     return index
 
 
-def _write_database(path: Path, documents: Sequence[Document], passages: Sequence[Passage]) -> None:
+def _write_database(
+    path: Path, documents: Sequence[Document], passages: Sequence[Passage], sentences: Sentences | None = None
+) -> None:
     db = sqlite3.connect(path)
     try:
         db.executescript(_SCHEMA)
+        if sentences is not None:
+            spans, vectors = sentences
+            if len(spans) != len(vectors):
+                raise IndexStoreError(f"{len(spans)} sentences but {len(vectors)} sentence vectors")
+            rows = np.ascontiguousarray(vectors, dtype=np.float32)
+            db.executemany(
+                "INSERT INTO sentences VALUES (?, ?, ?, ?)",
+                [(i + 1, s, e, rows[n].tobytes()) for n, (i, s, e) in enumerate(spans)],
+            )
         db.executemany(
             "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
