@@ -7,7 +7,8 @@ The folder layout::
       <build-id>/
         manifest.json         model identity, chunker parameters, corpus hash, counts, format
         vectors.faiss         IndexIDMap2 over an inner-product index; ids are passage rowids
-        passages.sqlite       documents, passages (text, offsets, ids) and an FTS5 table
+        passages.sqlite       documents, passages (text, offsets, ids), their sentences with
+                              vectors, and FTS5 tables over passages and documents
 
 A build is written into a hidden temporary folder, renamed into place when complete,
 and only then named in CURRENT, so a reader sees either the old build or the new one,
