@@ -3,7 +3,8 @@
 Three retrievers share one candidate pipeline:
 
 ``dense``    cosine between the question's and each passage's vector (FAISS, exact).
-``lexical``  BM25 from SQLite FTS5 over each passage and its document's title.
+``lexical``  BM25 from SQLite FTS5: each passage (with its document's title) mixed with
+             its whole document's.
 ``hybrid``   both scored on the union of their candidates and fused (see :class:`Fusion`).
 
 Filters (document ids, author, outlet, published range) choose the documents first;
@@ -11,7 +12,8 @@ both retrievers then search only inside them, so a filtered question still gets 
 passages. After ranking, near-duplicate passages from different documents are folded
 into one result (``also_reported_in``), each result gets the sentences that best answer
 the question (``highlights``), and the answer says whether any passage clears the
-grounding threshold (``grounded``).
+grounding threshold (``grounded``). All three compare the question's vector with the
+sentence vectors the build stored, so answering encodes only the question.
 """
 
 from __future__ import annotations
