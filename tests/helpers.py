@@ -53,6 +53,21 @@ class FakeEmbedder:
         return [len(_TOKEN_RE.findall(t)) + 2 for t in texts]
 
 
+class FailingEmbedder(FakeEmbedder):
+    """Raises on its n-th call, like a model crashing halfway through a build (call 1 is the probe)."""
+
+    def __init__(self, fail_on: int) -> None:
+        super().__init__()
+        self.calls = 0
+        self.fail_on = fail_on
+
+    def embed_batch(self, texts: Sequence[str]) -> Vectors:
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise RuntimeError("simulated failure while embedding")
+        return super().embed_batch(texts)
+
+
 @contextmanager
 def serve_in_thread(app: Any) -> Iterator[str]:
     """Run ``app`` under a real uvicorn on 127.0.0.1 (a free port) in a thread; yield its base URL."""

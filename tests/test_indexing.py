@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -29,25 +28,10 @@ from qa.store import (
     list_builds,
     previous_build_id,
 )
-from tests.helpers import ROOT, FakeEmbedder
+from tests.helpers import ROOT, FailingEmbedder, FakeEmbedder
 
 CONFIG = ChunkerConfig()
 QUESTION = "Why did India reject an Asian NATO?"
-
-
-class FailingEmbedder(FakeEmbedder):
-    """Raises on its n-th call, like a model crashing halfway through a build (call 1 is the probe)."""
-
-    def __init__(self, fail_on: int) -> None:
-        super().__init__()
-        self.calls = 0
-        self.fail_on = fail_on
-
-    def embed_batch(self, texts: Sequence[str]) -> Vectors:
-        self.calls += 1
-        if self.calls == self.fail_on:
-            raise RuntimeError("simulated failure while embedding")
-        return super().embed_batch(texts)
 
 
 def _build(settings: Settings, embedder: FakeEmbedder | None = None) -> str:

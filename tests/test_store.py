@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,10 @@ import pytest
 
 from qa.chunking import ChunkerConfig
 from qa.config import Settings
-from qa.embedding import Vectors
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from qa.indexing import build_index, expected_identity, stale_reason
 from qa.store import CURRENT, DATABASE, MANIFEST, TMP_PREFIX, VECTORS, Index, current_build_id, list_builds
-from tests.helpers import FakeEmbedder
+from tests.helpers import FailingEmbedder, FakeEmbedder
 
 CONFIG = ChunkerConfig()
 
@@ -110,21 +109,6 @@ def test_a_vector_count_that_disagrees_with_the_passages_is_detected(
     path.write_text(json.dumps(manifest))
     with pytest.raises(IndexCorruptError, match="inconsistent"):
         _open(built, fake_embedder)
-
-
-class FailingEmbedder(FakeEmbedder):
-    """Fails on the n-th batch of passages, like a model crashing halfway through a build."""
-
-    def __init__(self, fail_on: int) -> None:
-        super().__init__()
-        self.calls = 0
-        self.fail_on = fail_on
-
-    def embed_batch(self, texts: Sequence[str]) -> Vectors:
-        self.calls += 1
-        if self.calls == self.fail_on:
-            raise RuntimeError("simulated failure while embedding")
-        return super().embed_batch(texts)
 
 
 def test_a_failed_build_leaves_the_live_build_untouched(built: Settings, fake_embedder: FakeEmbedder) -> None:

@@ -337,11 +337,13 @@ class Searcher:
         if mode in ("dense", "hybrid"):
             for rowid, score in self.index.search(query, pool, allowed):
                 hits[rowid] = Hit(rowid, dense=score)
+        lexical: dict[int, float] = {}
         if mode in ("lexical", "hybrid") and match is not None:
-            for rowid, score in self.index.lexical_search(match, pool, self.fusion.bm25_weights, allowed_docs):
+            lexical = dict(self.index.lexical_search(match, self.fusion.bm25_weights, allowed_docs))
+            for rowid, score in list(lexical.items())[:pool]:
                 hits.setdefault(rowid, Hit(rowid)).lexical = score
         if mode == "hybrid":
-            self._complete(hits, query, match)
+            self._complete(hits, query, lexical)
         docs = self.index.passage_docs(list(hits))
         for hit in hits.values():
             hit.doc_id = docs.get(hit.rowid, "")
@@ -353,17 +355,20 @@ class Searcher:
         ranked = sorted(hits.values(), key=lambda h: (-h.score, h.rowid))
         return ranked[:depth]
 
-    def _complete(self, hits: dict[int, Hit], query: Vectors, match: str | None) -> None:
-        """Give every candidate both scores, so fusion never guesses a missing one."""
+    def _complete(self, hits: dict[int, Hit], query: Vectors, lexical: dict[int, float]) -> None:
+        """Give every candidate both scores, so fusion never guesses a missing one.
+
+        ``lexical`` holds the BM25 of every matching passage; a candidate absent from it
+        has no query term.
+        """
         need_dense = [h.rowid for h in hits.values() if h.dense is None]
         if need_dense:
             cosines = self.index.vectors(need_dense) @ query
             for rowid, cosine in zip(need_dense, cosines, strict=True):
                 hits[rowid].dense = float(cosine)
-        need_lexical = [h.rowid for h in hits.values() if h.lexical is None]
-        if need_lexical and match is not None:
-            for rowid, score in self.index.lexical_scores(match, need_lexical, self.fusion.bm25_weights):
-                hits[rowid].lexical = score
+        for hit in hits.values():
+            if hit.lexical is None:
+                hit.lexical = lexical.get(hit.rowid)
 
     def _add_document_evidence(self, hits: dict[int, Hit], match: str) -> None:
         """Mix each passage's BM25 with its whole document's: ``(1 - a) * p / max_p + a * d / max_d``."""

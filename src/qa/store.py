@@ -466,12 +466,14 @@ class Index:
         return np.vstack([self._vectors.reconstruct(int(r)) for r in rowids]).astype(np.float32, copy=False)
 
     def lexical_search(
-        self, match: str, k: int, weights: tuple[float, float], allowed_docs: Sequence[str] | None = None
+        self, match: str, weights: tuple[float, float], allowed_docs: Sequence[str] | None = None
     ) -> list[tuple[int, float]]:
-        """The ``k`` best passages for an FTS5 ``match`` expression by BM25, as ``(rowid, score)``.
+        """Every passage matching an FTS5 ``match`` expression with its BM25 score, best first.
 
         ``weights`` are the BM25 weights of the title and text columns; scores are
         positive, higher is better. ``allowed_docs`` restricts the search to those documents.
+        FTS5 scores every match anyway, so returning them all costs one pass: callers take
+        the best and keep the rest to score other retrievers' candidates.
         """
         sql = "SELECT rowid, -bm25(passages_fts, ?, ?) AS score FROM passages_fts WHERE passages_fts MATCH ?"
         params: list[Any] = [weights[0], weights[1], match]
@@ -481,25 +483,8 @@ class Index:
             marks = ",".join("?" * len(allowed_docs))
             sql += f" AND rowid IN (SELECT rowid FROM passages WHERE doc_id IN ({marks}))"
             params.extend(allowed_docs)
-        rows = self._query(sql + " ORDER BY score DESC LIMIT ?", [*params, k])
+        rows = self._query(sql + " ORDER BY score DESC", params)
         return [(int(r), float(score)) for r, score in rows]
-
-    def lexical_scores(
-        self, match: str, rowids: Sequence[int], weights: tuple[float, float]
-    ) -> list[tuple[int, float]]:
-        """BM25 scores of these passages for ``match`` (passages with no query term are left out).
-
-        One pass over the matches, filtered here: FTS5 answers ``rowid IN (...)`` by
-        running the whole query once per listed rowid.
-        """
-        if not rowids:
-            return []
-        wanted = set(rowids)
-        rows = self._query(
-            "SELECT rowid, -bm25(passages_fts, ?, ?) FROM passages_fts WHERE passages_fts MATCH ?",
-            [weights[0], weights[1], match],
-        )
-        return [(int(r), float(score)) for r, score in rows if r in wanted]
 
     def lexical_document_scores(
         self, match: str, doc_ids: Sequence[str], weights: tuple[float, float]
@@ -512,21 +497,6 @@ class Index:
         )
         found = ((self._doc_ids[int(r)], float(score)) for r, score in rows)
         return {doc_id: score for doc_id, score in found if doc_id in wanted}
-
-    def lexical_documents(
-        self, match: str, k: int, weights: tuple[float, float], allowed_docs: Sequence[str] | None = None
-    ) -> list[tuple[str, float]]:
-        """The ``k`` best documents (title and whole cleaned text) by BM25, as ``(doc_id, score)``."""
-        sql = "SELECT rowid, -bm25(documents_fts, ?, ?) AS score FROM documents_fts WHERE documents_fts MATCH ?"
-        params: list[Any] = [weights[0], weights[1], match]
-        if allowed_docs is not None:
-            if not allowed_docs:
-                return []
-            marks = ",".join("?" * len(allowed_docs))
-            sql += f" AND rowid IN (SELECT rowid FROM documents WHERE doc_id IN ({marks}))"
-            params.extend(allowed_docs)
-        rows = self._query(sql + " ORDER BY score DESC LIMIT ?", [*params, k])
-        return [(self._doc_ids[int(r)], float(score)) for r, score in rows]
 
     def sentences(self, rowids: Sequence[int]) -> dict[int, tuple[list[tuple[int, int]], Vectors]]:
         """Each passage's sentences (offsets into its text, in order) and their stored vectors."""
