@@ -54,6 +54,7 @@ from qa.middleware import (
     install_error_handlers,
     reject_unknown_query_parameters,
 )
+from qa.onnx import OnnxEmbedder, make_encoder
 from qa.search import Answer, Filters, Mode, Searcher
 from qa.verify import VerifierCache, VerifyReport
 
@@ -218,7 +219,9 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = embedder is None
-        model: Embedder = embedder or SentenceTransformerEmbedder(settings.model, settings.batch_size)
+        model: Embedder = embedder or make_encoder(
+            settings.model, settings.query_encoder, settings.batch_size, settings.inference_threads
+        )
         state.embedder = model
         try:
             await run_in_threadpool(_start, state, model, owned)
@@ -232,7 +235,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
                 state.live.close()
             if state.batcher is not None:
                 state.batcher.close()
-            if owned and isinstance(model, SentenceTransformerEmbedder):
+            if owned and isinstance(model, SentenceTransformerEmbedder | OnnxEmbedder):
                 model.close()
 
     app = FastAPI(

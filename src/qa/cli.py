@@ -23,6 +23,7 @@ from qa.errors import InvalidQueryError, QAError
 from qa.evaluation import BEIR_MEASURES, run_beir, run_questions
 from qa.formats import markdown_report
 from qa.indexing import Progress, build_index, expected_identity, rollback, stale_reason
+from qa.onnx import OnnxEmbedder, export_model, make_encoder
 from qa.search import MODES, Answer, Filters, Result, Searcher, check_mode, check_question
 from qa.store import Index, current_build_id
 from qa.verify import Verifier, VerifyReport
@@ -54,6 +55,16 @@ def _model_options(fn: F) -> F:
         type=click.IntRange(16, 100_000),
         help="Passage budget in cl100k tokens. [env: QA_MAX_TOKENS; default: 96]",
     )(fn)
+    fn = click.option(
+        "--query-encoder",
+        type=click.Choice(["torch", "onnx", "onnx-int8"]),
+        help="What encodes questions. [env: QA_QUERY_ENCODER; default: torch]",
+    )(fn)
+    fn = click.option(
+        "--passage-encoder",
+        type=click.Choice(["torch", "onnx", "onnx-int8"]),
+        help="What encodes passages when building. [env: QA_PASSAGE_ENCODER; default: torch]",
+    )(fn)
     return click.option(
         "--overlap",
         "overlap_sentences",
@@ -62,8 +73,10 @@ def _model_options(fn: F) -> F:
     )(fn)
 
 
-def _embedder(settings: Settings) -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder(settings.model, settings.batch_size)
+def _embedder(settings: Settings, role: str = "query") -> SentenceTransformerEmbedder | OnnxEmbedder:
+    """The embedder for questions (``role="query"``) or for building (``role="passage"``)."""
+    encoder = settings.query_encoder if role == "query" else settings.passage_encoder
+    return make_encoder(settings.model, encoder, settings.batch_size, settings.inference_threads)
 
 
 def _chunker_config(settings: Settings) -> ChunkerConfig:
@@ -113,7 +126,7 @@ def build(if_stale: bool, **options: Any) -> None:
     QA_MODEL=/models/bge-small-en-v1.5 qa build --max-tokens 200
     """
     settings = _settings(**options)
-    embedder = _embedder(settings)
+    embedder = _embedder(settings, "passage")
     try:
         config = _chunker_config(settings)
         if if_stale:
@@ -364,23 +377,27 @@ def eval_command(
         raise click.UsageError("give exactly one of --beir DIR or --questions FILE")
     chosen = [check_mode(m) for m in modes] or list(MODES)
     settings = _settings(**options)
-    embedder = _embedder(settings)
+    embedder = _embedder(settings, "passage")
+    questions = embedder if settings.query_encoder == settings.passage_encoder else _embedder(settings)
     try:
         config = _chunker_config(settings)
         if beir_dir is not None:
             index_dir = options.get("index_dir") or Path("bench-results") / f"index-{beir_dir.resolve().name}"
-            figures: dict[str, Any] = run_beir(beir_dir, split, index_dir, embedder, config, chosen, _progress_bar())
+            figures: dict[str, Any] = run_beir(
+                beir_dir, split, index_dir, embedder, config, chosen, _progress_bar(), questions
+            )
             text = _beir_table(figures)
         else:
             assert questions_file is not None
             if stale_reason(settings.corpus_dir, settings.index_dir, embedder, config) is not None:
                 build_index(settings.corpus_dir, settings.index_dir, embedder, config, _progress_bar())
-            figures = run_questions(questions_file, settings.index_dir, embedder, config, chosen)
+            figures = run_questions(questions_file, settings.index_dir, questions, config, chosen)
             text = _questions_table(figures)
     except QAError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         embedder.close()
+        questions.close()
     click.echo(json.dumps(figures, indent=2) if as_json else text)
 
 
@@ -414,6 +431,32 @@ def _questions_table(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@main.command("export-onnx")
+@click.option(
+    "--model", help="Local sentence-transformers model folder. [env: QA_MODEL; default: bundled all-MiniLM-L6-v2]"
+)
+@click.option("--force", is_flag=True, help="Export again even when a current export exists.")
+def export_onnx(model: str | None, force: bool) -> None:
+    """Export the model to ONNX (fp32, and int8 weights) beside it, for QA_QUERY_ENCODER=onnx-int8.
+
+    Local and reproducible: torch's own exporter and onnxruntime's dynamic quantisation,
+    nothing downloaded. An export that exists and is current is kept unless --force.
+
+    \b
+    qa export-onnx
+    QA_QUERY_ENCODER=onnx-int8 qa serve
+    """
+    settings = _settings(model=model)
+    try:
+        folder, meta = export_model(settings.model, force=force)
+    except QAError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{folder}:")
+    for name, info in sorted(meta["files"].items()):
+        click.echo(f"  {name}  {info['bytes'] / 1e6:.1f} MB  sha256 {info['sha256']}")
+    click.echo(f"  from {meta['identity']['name']} ({meta['identity']['revision']}), opset {meta['opset']}")
+
+
 @main.command()
 @_index_option
 @_model_options
@@ -427,7 +470,7 @@ def _questions_table(figures: dict[str, Any]) -> str:
 @click.option(
     "--inference-threads",
     type=click.IntRange(1, 64),
-    help="torch intra-op threads for the model. [env: QA_INFERENCE_THREADS; default: 1]",
+    help="Intra-op threads of the model (torch or onnxruntime). [env: QA_INFERENCE_THREADS; default: 1]",
 )
 def serve(host: str | None, port: int | None, **options: Any) -> None:
     """Serve an existing index over HTTP (OpenAPI docs at /docs).

@@ -7,6 +7,7 @@ time, so tests can point every path at a temporary folder.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 MAX_QUESTION_CHARS = 2000
 #: Largest ``k`` a client may ask for.
 MAX_K = 50
+#: What runs the model: sentence-transformers on torch, or its ONNX export (fp32, or int8 weights).
+Encoder = Literal["torch", "onnx", "onnx-int8"]
 
 
 class Settings(BaseSettings):
@@ -47,6 +50,17 @@ class Settings(BaseSettings):
         description="Embed each passage with its document's title before it (the passage text is unchanged).",
     )
     batch_size: int = Field(32, ge=1, description="Passages per embedding batch.")
+    query_encoder: Encoder = Field(
+        "torch",
+        description=(
+            "What encodes questions: torch (sentence-transformers), onnx (its fp32 ONNX export) or onnx-int8 "
+            "(int8 weights; see docs/benchmarks.md for its speed and quality). The export is made locally by "
+            "`qa export-onnx`, or on first use."
+        ),
+    )
+    passage_encoder: Encoder = Field(
+        "torch", description="What encodes passages and sentences at build time (same choices as query_encoder)."
+    )
     default_k: int = Field(5, ge=1, le=MAX_K)
     host: str = Field("127.0.0.1", description="Address `qa serve` listens on (loopback only by default).")
     port: int = Field(8000, ge=1, le=65535)
@@ -64,7 +78,10 @@ class Settings(BaseSettings):
     )
     max_batch: int = Field(64, ge=1, description="Most questions encoded in one model call.")
     inference_threads: int = Field(
-        1, ge=1, le=64, description="torch intra-op threads for the model when `qa serve` runs it (measured: see docs)."
+        1,
+        ge=1,
+        le=64,
+        description="Intra-op threads of the model (torch or onnxruntime) in `qa serve` (measured: see docs).",
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS, as JSON: QA_CORS_ORIGINS='[\"https://a.example\"]'."

@@ -68,7 +68,15 @@ class Embedder(Protocol):
 
 
 def model_identity(embedder: Embedder) -> dict[str, Any]:
-    """What the manifest records about a model, and what an open index is checked against."""
+    """What the manifest records about a model, and what an open index is checked against.
+
+    An embedder that runs another form of a model (the ONNX export, see :mod:`qa.onnx`)
+    says whose vectors it approximates with an ``identity()`` method: the source
+    model's identity, checked by the embedder itself when it loads.
+    """
+    own = getattr(embedder, "identity", None)
+    if callable(own):
+        return dict(own())
     probe = embedder.embed_batch([PROBE_TEXT])[0][:PROBE_DIMS]
     return {
         "name": embedder.name,

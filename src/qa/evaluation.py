@@ -226,12 +226,16 @@ def run_beir(
     config: ChunkerConfig,
     modes: Sequence[Mode] = MODES,
     progress: Progress | None = None,
+    query_embedder: Embedder | None = None,
 ) -> dict[str, Any]:
-    """``qa eval --beir``: index the benchmark's corpus (unless ``index_dir`` already holds it) and score it."""
+    """``qa eval --beir``: index the benchmark's corpus (unless ``index_dir`` already holds it) and score it.
+
+    ``embedder`` builds the index; ``query_embedder`` (default: the same) encodes the queries.
+    """
     benchmark = load_benchmark(path, split)
     index = open_beir_index(benchmark, index_dir, embedder, config, progress)
     try:
-        scores = evaluate_beir(Searcher(index, embedder), benchmark, modes)
+        scores = evaluate_beir(Searcher(index, query_embedder or embedder), benchmark, modes)
         return {
             "benchmark": path.resolve().name,
             "split": split,

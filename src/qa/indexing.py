@@ -231,9 +231,16 @@ def stale_reason(corpus_dir: Path, index_dir: Path, embedder: Embedder, config: 
         manifest = read_manifest(index_dir / current_build_id(index_dir))
     except IndexStoreError as exc:
         return str(exc)
-    problems = compatibility_problems(manifest, expected_identity(embedder, config))
+    expected = expected_identity(embedder, config)
+    problems = compatibility_problems(manifest, expected)
     if problems:
         return "; ".join(problems)
+    built_with, encoder = (
+        (manifest.get("model") or {}).get("encoder", "torch"),
+        expected["model"].get("encoder", "torch"),
+    )
+    if built_with != encoder:
+        return f"build {manifest.get('build_id')} was embedded by the {built_with} encoder, settings say {encoder}"
     if (manifest.get("corpus") or {}).get("sha256") != corpus_fingerprint(corpus_dir):
         return f"the articles in {corpus_dir} changed since build {manifest.get('build_id')}"
     return None
