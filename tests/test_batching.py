@@ -48,7 +48,7 @@ def test_concurrent_questions_are_coalesced_and_each_gets_its_own_rows() -> None
         np.testing.assert_array_equal(result[0], row)
     assert sum(inner.calls) == len(QUESTIONS)
     assert len(inner.calls) < len(QUESTIONS) / 2, inner.calls
-    assert inner.threads == {"qa-batcher"}
+    assert inner.threads == {"qa-batcher_0"}
     assert (batcher.batches, batcher.texts) == (len(inner.calls), len(QUESTIONS))
 
 
@@ -146,3 +146,32 @@ def test_with_the_real_model_every_encode_runs_on_the_inference_thread_and_batch
     alone = real_embedder.embed_batch(QUESTIONS[:16])
     for row, result in zip(alone, batched, strict=True):
         assert float(row @ result[0]) > 0.9999  # padding in a batch moves vectors by rounding only
+
+
+def test_a_lone_question_does_not_wait_for_company() -> None:
+    inner = SlowEmbedder()
+    batcher = MicroBatcher(inner, wait_seconds=0.5)
+    try:
+        t0 = time.perf_counter()
+        for question in QUESTIONS[:3]:
+            batcher.embed_batch([question])
+        elapsed = time.perf_counter() - t0
+    finally:
+        batcher.close()
+    # Three 20 ms model calls, never the 0.5 s wait: the wait applies only under load.
+    assert inner.calls == [1, 1, 1]
+    assert elapsed < 0.5, elapsed
+
+
+def test_under_load_the_wait_gathers_a_fuller_batch() -> None:
+    inner = SlowEmbedder()
+    batcher = MicroBatcher(inner, wait_seconds=0.05, max_batch=8)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda q: batcher.embed_batch([q]), QUESTIONS[:16]))
+            list(pool.map(lambda q: batcher.embed_batch([q]), QUESTIONS[16:]))
+    finally:
+        batcher.close()
+    assert sum(inner.calls) == len(QUESTIONS)
+    assert max(inner.calls) <= 8
+    assert len(inner.calls) <= 8, inner.calls

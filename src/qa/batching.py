@@ -1,28 +1,37 @@
 """Micro-batching: questions that arrive together are encoded in one model call.
 
 :class:`MicroBatcher` wraps an :class:`~qa.embedding.Embedder` and is one itself, so a
-:class:`~qa.search.Searcher` uses it unchanged. Each ``embed_batch`` call joins a queue;
-one collector thread takes the first waiting call, waits up to ``wait_seconds`` for
-others (taking whatever else is already queued in any case), encodes all of them in one
-call to the wrapped embedder and hands every caller its rows. Under load, questions
-that queue while the model is busy go into the next batch; alone, a question waits at
-most ``wait_seconds``. The wrapped embedder still runs every model call on its own
-inference thread.
+:class:`~qa.search.Searcher` uses it unchanged. Each ``embed_batch`` call queues its
+texts and asks the model's own inference thread to *drain* the queue: the first drain
+that runs takes every question waiting (up to ``max_batch``), encodes them in one call
+and hands each caller its rows; later drains find their questions already answered and
+return at once. So questions that queue while the model is busy go into the next batch,
+and a question costs one thread hop, not two. Under load (the last batch held more than
+one question) a drain first waits up to ``wait_seconds`` for others to join; a lone
+question never waits.
+
+The embedder's inference thread is used when it offers one (``on_inference_thread``, as
+the sentence-transformers and ONNX embedders do); otherwise the batcher runs drains on a
+thread of its own.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 
 from qa.embedding import Embedder, Vectors
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class _Job:
@@ -45,10 +54,17 @@ class MicroBatcher:
         #: Model calls made, and texts encoded by them (their ratio is the mean batch size).
         self.batches = 0
         self.texts = 0
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: deque[_Job] = deque()
+        self._arrived = threading.Condition()
+        self._last_batch_jobs = 1
         self._closed = False
-        self._thread = threading.Thread(target=self._collect, name="qa-batcher", daemon=True)
-        self._thread.start()
+        self._own: ThreadPoolExecutor | None = None
+        run = getattr(inner, "on_inference_thread", None)
+        if callable(run):
+            self._on_model_thread: Callable[[Callable[[], None]], None] = run
+        else:
+            self._own = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-batcher")
+            self._on_model_thread = self._on_own_thread
 
     # -- the Embedder protocol, delegated -----------------------------------------------
 
@@ -75,47 +91,52 @@ class MicroBatcher:
         if not texts or self._closed:
             return self.inner.embed_batch(texts)
         job = _Job(list(texts))
-        self._queue.put(job)
+        with self._arrived:
+            self._queue.append(job)
+            self._arrived.notify()
+        # Returns once the queue has been drained past this job, by this drain or an earlier one.
+        self._on_model_thread(self._drain)
         job.done.wait()
         if job.error is not None:
             raise job.error
-        if job.result is None:  # pragma: no cover - the collector always sets one or the other
+        if job.result is None:  # pragma: no cover - a drain always sets one or the other
             raise RuntimeError("the batcher returned nothing")
         return job.result
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the collector after the calls already queued."""
+        """Send later calls straight to the model; calls already queued are answered first."""
         if self._closed:
             return
         self._closed = True
-        self._queue.put(None)
-        self._thread.join(timeout=30)
+        if self._own is not None:
+            self._own.shutdown(wait=True)
 
-    def _collect(self) -> None:
+    def _on_own_thread(self, fn: Callable[[], None]) -> None:
+        assert self._own is not None
+        self._own.submit(fn).result()
+
+    def _drain(self) -> None:
+        """Encode everything queued, a batch at a time (runs on the model's thread, one drain at a time)."""
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            jobs = [first]
-            size = len(first.texts)
-            deadline = time.monotonic() + self.wait_seconds
-            stop = False
-            while size < self.max_batch:
-                remaining = deadline - time.monotonic()
-                try:
-                    job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stop = True
-                    break
-                jobs.append(job)
-                size += len(job.texts)
+            with self._arrived:
+                if not self._queue:
+                    return
+                if self._last_batch_jobs > 1 and self.wait_seconds > 0:
+                    deadline = time.monotonic() + self.wait_seconds
+                    while self._queued_texts() < self.max_batch and (left := deadline - time.monotonic()) > 0:
+                        self._arrived.wait(left)
+                jobs = [self._queue.popleft()]
+                size = len(jobs[0].texts)
+                while self._queue and size + len(self._queue[0].texts) <= self.max_batch:
+                    jobs.append(self._queue.popleft())
+                    size += len(jobs[-1].texts)
+                self._last_batch_jobs = len(jobs)
             self._run(jobs)
-            if stop:
-                return
+
+    def _queued_texts(self) -> int:
+        return sum(len(job.texts) for job in self._queue)
 
     def _run(self, jobs: list[_Job]) -> None:
         texts = [text for job in jobs for text in job.texts]

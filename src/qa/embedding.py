@@ -140,11 +140,11 @@ class SentenceTransformerEmbedder:
         return int(length)
 
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
-        return self._on_inference_thread(lambda: self._encode(list(texts)))
+        return self.on_inference_thread(lambda: self._encode(list(texts)))
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         # On the inference thread too: a fast tokenizer is not safe to share across threads.
-        return self._on_inference_thread(lambda: self._count(list(texts)))
+        return self.on_inference_thread(lambda: self._count(list(texts)))
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -160,13 +160,14 @@ class SentenceTransformerEmbedder:
 
             torch.set_num_threads(threads)
 
-        self._on_inference_thread(apply)
+        self.on_inference_thread(apply)
         log.info("torch uses %d intra-op threads", threads)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 
-    def _on_inference_thread(self, fn: Callable[[], T]) -> T:
+    def on_inference_thread(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the model's own thread (inline when already on it) and return its result."""
         if threading.current_thread().name.startswith("qa-inference"):
             return fn()
         return self._executor.submit(fn).result()
@@ -191,7 +192,7 @@ class SentenceTransformerEmbedder:
 
     def _loaded(self) -> SentenceTransformer:
         if self._model is None:
-            self._on_inference_thread(self._load)
+            self.on_inference_thread(self._load)
         if self._model is None:  # pragma: no cover - _load raises instead
             raise ModelError(f"model {self.name} did not load")
         return self._model

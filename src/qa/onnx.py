@@ -211,10 +211,10 @@ class OnnxEmbedder:
 
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
         self._loaded()
-        return self._on_inference_thread(lambda: self._encode(list(texts)))
+        return self.on_inference_thread(lambda: self._encode(list(texts)))
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return self._on_inference_thread(lambda: self._count(list(texts)))
+        return self.on_inference_thread(lambda: self._count(list(texts)))
 
     def identity(self) -> dict[str, Any]:
         """The source model's identity (what an index built with it records), plus which encoder this is."""
@@ -228,14 +228,15 @@ class OnnxEmbedder:
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 
-    def _on_inference_thread(self, fn: Callable[[], T]) -> T:
+    def on_inference_thread(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the model's own thread (inline when already on it) and return its result."""
         if threading.current_thread().name.startswith("qa-inference"):
             return fn()
         return self._executor.submit(fn).result()
 
     def _loaded(self) -> dict[str, Any]:
         if not self._meta:
-            self._on_inference_thread(self._load)
+            self.on_inference_thread(self._load)
         return self._meta
 
     def _load(self) -> None:

