@@ -1,15 +1,23 @@
 #!/usr/bin/env python
-"""Measure qa against the raw sentence-transformers call, as ratios within one run.
+"""Measure qa against the raw sentence-transformers call and a baseline app, as ratios within one run.
 
-    python scripts/bench.py                       # the seeds
-    python scripts/bench.py --scifact 1000        # plus 1,000 SciFact abstracts as articles
+    python scripts/bench.py                               # everything, on the seeds (~10 min)
+    python scripts/bench.py --only latency,throughput     # some parts
+    python scripts/bench.py --scifact 1000                # builds also time 1,000 SciFact abstracts
 
-(a) The median time of ``SentenceTransformer.encode`` for one question against the
-    median time of a full ``GET /ask`` answered in-process (FastAPI TestClient), the two
-    interleaved so that machine noise hits both alike. Target: ratio <= 1.5.
-(b) Passages per second of ``qa build`` (read, clean, chunk, embed, write, switch; the
-    model already loaded) against raw ``encode`` throughput on the same passage texts.
-    Target: ratio >= 0.8.
+latency     Median of a full ``GET /ask`` answered in-process (FastAPI TestClient; hybrid,
+            highlights, grouping) with each query encoder, against the median of
+            ``SentenceTransformer.encode`` of one question, all interleaved so machine
+            noise hits each alike. Targets: torch <= 1.2x, onnx-int8 <= 0.4x.
+throughput  Requests per second at 8 concurrent clients (scripts/loadtest.py's async
+            clients, over loopback) against ``qa serve`` and against scripts/baseline_app.py,
+            a one-request-one-encode FastAPI app over the same model and the same build,
+            started here. Runs alternate (baseline, qa torch, qa int8, twice). Target: >= 2x.
+build       Passages per second of a whole ``qa build`` (read, clean, chunk, embed
+            passages and their sentences, write, switch; model loaded) with each passage
+            encoder, against raw ``encode`` throughput on the same passage texts, and on
+            the passages and sentences together. Target: >= 0.9x.
+cold        Process start to first answer of ``qa serve`` (index built), per query encoder.
 
 Prints a table and writes the figures as JSON (``--out``, default bench-results/bench.json).
 """
@@ -17,25 +25,34 @@ Prints a table and writes the figures as JSON (``--out``, default bench-results/
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import httpx
 from fastapi.testclient import TestClient
 from sentence_transformers import SentenceTransformer
 
 from qa.api import create_app
 from qa.chunking import ChunkerConfig
 from qa.config import Settings
-from qa.embedding import SentenceTransformerEmbedder, bundled_model_path
 from qa.indexing import build_index
-from qa.store import Index
+from qa.onnx import make_encoder, model_folder
+from qa.sentences import split_sentences
+from qa.store import Index, current_build_id
+
+sys.path.insert(0, str(Path(__file__).parent))
+import loadtest
 
 QUESTIONS = [
     "Why did India reject an Asian NATO?",
@@ -43,62 +60,210 @@ QUESTIONS = [
     "What did Jaishankar say about strategic architecture?",
     "Which firm's data showed Russia as India's largest crude supplier?",
 ]
+ENCODERS = ("torch", "onnx-int8")
+PARTS = ("latency", "throughput", "build", "cold")
 
 
-def bench_ask(
-    settings: Settings, embedder: SentenceTransformerEmbedder, raw: SentenceTransformer, rounds: int
-) -> dict[str, Any]:
-    raw_times: list[float] = []
-    ask_times: list[float] = []
-    with TestClient(create_app(settings, embedder=embedder)) as client:
-        for question in QUESTIONS:  # warm both paths
+def bench_latency(index_dir: Path, raw: SentenceTransformer, rounds: int) -> dict[str, Any]:
+    """Interleaved: raw encode, then /ask with each encoder, ``rounds`` times."""
+    times: dict[str, list[float]] = {"raw_encode": [], **{f"ask_{e}": [] for e in ENCODERS}}
+    clients = {}
+    apps = []
+    try:
+        for encoder in ENCODERS:
+            settings = Settings(index_dir=index_dir, query_encoder=encoder, reload_interval=0)
+            app = TestClient(create_app(settings))
+            app.__enter__()
+            apps.append(app)
+            clients[encoder] = app
+        for question in QUESTIONS * 3:  # warm every path
             raw.encode([question], normalize_embeddings=True)
-            client.get("/ask", params={"q": question, "k": 5}).raise_for_status()
+            for client in clients.values():
+                client.get("/ask", params={"q": question, "k": 5}).raise_for_status()
         for i in range(rounds):
             question = QUESTIONS[i % len(QUESTIONS)]
             t0 = time.perf_counter()
             raw.encode([question], normalize_embeddings=True)
-            t1 = time.perf_counter()
-            response = client.get("/ask", params={"q": question, "k": 5})
-            t2 = time.perf_counter()
-            response.raise_for_status()
-            raw_times.append(t1 - t0)
-            ask_times.append(t2 - t1)
-    raw_ms = statistics.median(raw_times) * 1000
-    ask_ms = statistics.median(ask_times) * 1000
-    return {"rounds": rounds, "raw_encode_ms": raw_ms, "ask_ms": ask_ms, "ratio": ask_ms / raw_ms, "target": "<= 1.5"}
+            times["raw_encode"].append(time.perf_counter() - t0)
+            for encoder, client in clients.items():
+                t0 = time.perf_counter()
+                response = client.get("/ask", params={"q": question, "k": 5})
+                times[f"ask_{encoder}"].append(time.perf_counter() - t0)
+                response.raise_for_status()
+    finally:
+        for app in apps:
+            app.__exit__(None, None, None)
+    medians = {name: statistics.median(values) * 1000 for name, values in times.items()}
+    raw_ms = medians["raw_encode"]
+    return {
+        "rounds": rounds,
+        "raw_encode_ms": raw_ms,
+        **{f"ask_{e}_ms": medians[f"ask_{e}"] for e in ENCODERS},
+        **{f"ratio_{e}": medians[f"ask_{e}"] / raw_ms for e in ENCODERS},
+        "targets": {"torch": "<= 1.2", "onnx-int8": "<= 0.4"},
+    }
 
 
-def bench_build(
-    corpus: Path, config: ChunkerConfig, embedder: SentenceTransformerEmbedder, raw: SentenceTransformer, repeats: int
-) -> dict[str, Any]:
-    build_times: list[float] = []
-    raw_times: list[float] = []
-    passages = 0
+def start_baseline(index_dir: Path, log_path: Path, torch_threads: int | None) -> tuple[subprocess.Popen[bytes], str]:
+    port = loadtest.free_port()
+    env = {**os.environ, "QA_BASELINE_INDEX": str(index_dir / current_build_id(index_dir))}
+    if torch_threads:
+        env["QA_BASELINE_TORCH_THREADS"] = str(torch_threads)
+    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(__file__).parent), "baseline_app:app"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"the baseline app exited:\n{log_path.read_text(errors='replace')}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise SystemExit("the baseline app was not ready in 180 s")
+        time.sleep(0.25)
+
+
+def bench_throughput(index_dir: Path, clients: int, duration: float, rounds: int, work: Path) -> dict[str, Any]:
+    """Requests/s of the baseline app and of ``qa serve`` per encoder, alternating, ``rounds`` times each."""
+    runs: dict[str, list[dict[str, Any]]] = {"baseline": [], **{f"qa_{e}": [] for e in ENCODERS}}
+    for r in range(rounds):
+        for name in runs:
+            log_path = work / f"{name}-{r}.log"
+            if name == "baseline":
+                process, url = start_baseline(index_dir, log_path, None)
+            else:
+                env = {"QA_QUERY_ENCODER": name.removeprefix("qa_"), "QA_RELOAD_INTERVAL": "0"}
+                process, url = loadtest.start_server(index_dir, env, log_path)
+            try:
+                latencies, errors, seconds = asyncio.run(loadtest.run_clients(url, clients, duration))
+            finally:
+                loadtest.stop_server(process)
+            ms = sorted(x * 1000 for x in latencies)
+            runs[name].append(
+                {
+                    "requests_per_second": len(latencies) / seconds,
+                    "p50_ms": statistics.median(ms),
+                    "p99_ms": statistics.quantiles(ms, n=100, method="inclusive")[98],
+                    "errors": errors,
+                }
+            )
+    rps = {name: statistics.mean(run["requests_per_second"] for run in values) for name, values in runs.items()}
+    return {
+        "clients": clients,
+        "duration_s": duration,
+        "rounds": rounds,
+        "runs": runs,
+        "requests_per_second": rps,
+        **{f"ratio_{e}": rps[f"qa_{e}"] / rps["baseline"] for e in ENCODERS},
+        "target": ">= 2",
+    }
+
+
+def bench_build(corpus: Path, config: ChunkerConfig, raw: SentenceTransformer, repeats: int) -> dict[str, Any]:
+    """Whole builds per passage encoder against raw encode of the passages (and of passages + sentences)."""
+    builds: dict[str, list[float]] = {}
+    raw_passages: list[float] = []
+    raw_all: list[float] = []
+    passages = sentences = 0
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(repeats):
-            index_dir = Path(tmp) / f"index{i}"
-            t0 = time.perf_counter()
-            report = build_index(corpus, index_dir, embedder, config)
-            build_times.append(time.perf_counter() - t0)
-            passages = report.passages
-            index = Index.open(index_dir)
-            texts = [p.text for p in index.passages(list(range(1, index.passage_count + 1)))]
-            index.close()
-            t0 = time.perf_counter()
-            raw.encode(texts, batch_size=embedder.batch_size, normalize_embeddings=True)
-            raw_times.append(time.perf_counter() - t0)
-    build_rate = passages / statistics.median(build_times)
-    raw_rate = passages / statistics.median(raw_times)
+        embedders = {name: make_encoder(None, name) for name in ("torch", "onnx", "onnx-int8")}
+        for embedder in embedders.values():
+            embedder.load()
+        try:
+            for i in range(repeats):
+                for name, embedder in embedders.items():
+                    index_dir = Path(tmp) / f"index-{name}-{i}"
+                    t0 = time.perf_counter()
+                    report = build_index(corpus, index_dir, embedder, config)
+                    builds.setdefault(name, []).append(time.perf_counter() - t0)
+                    passages = report.passages
+                index = Index.open(index_dir)
+                texts = [p.text for p in index.passages(list(range(1, index.passage_count + 1)))]
+                index.close()
+                sentence_texts = [t[s:e] for t in texts for s, e in split_sentences(t)]
+                sentences = len(sentence_texts)
+                t0 = time.perf_counter()
+                raw.encode(texts, batch_size=Settings().batch_size, normalize_embeddings=True)
+                raw_passages.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                raw.encode(texts + sentence_texts, batch_size=Settings().batch_size, normalize_embeddings=True)
+                raw_all.append(time.perf_counter() - t0)
+        finally:
+            for embedder in embedders.values():
+                embedder.close()
+    raw_rate = passages / statistics.median(raw_passages)
+    raw_all_rate = passages / statistics.median(raw_all)
+    rates = {name: passages / statistics.median(values) for name, values in builds.items()}
     return {
         "corpus": str(corpus),
         "passages": passages,
+        "sentences": sentences,
         "repeats": repeats,
-        "build_passages_per_s": build_rate,
+        "build_passages_per_s": rates,
         "raw_encode_passages_per_s": raw_rate,
-        "ratio": build_rate / raw_rate,
-        "target": ">= 0.8",
+        "raw_encode_passages_and_sentences_per_passage_s": raw_all_rate,
+        "ratio": {name: rate / raw_rate for name, rate in rates.items()},
+        "ratio_same_texts": {name: rate / raw_all_rate for name, rate in rates.items()},
+        "target": ">= 0.9",
     }
+
+
+#: Run in a fresh interpreter: where the cold start goes (imports, model, index), per encoder.
+_STAGES = """
+import json, sys, time
+t0 = time.perf_counter()
+from qa.api import create_app
+from qa.onnx import make_encoder, model_folder
+from qa.store import Index
+t1 = time.perf_counter()
+embedder = make_encoder(None, sys.argv[1])
+embedder.load()
+t2 = time.perf_counter()
+Index.open(__import__("pathlib").Path(sys.argv[2])).close()
+t3 = time.perf_counter()
+print(json.dumps({"imports_s": t1 - t0, "model_s": t2 - t1, "index_open_s": t3 - t2}))
+"""
+
+
+def bench_cold(index_dir: Path, repeats: int, work: Path) -> dict[str, Any]:
+    """Seconds from starting ``qa serve`` to its first answer, per query encoder (median of ``repeats``)."""
+    figures: dict[str, Any] = {}
+    for encoder in ENCODERS:
+        answered: list[float] = []
+        for r in range(repeats):
+            port = loadtest.free_port()
+            env = {**os.environ, "QA_QUERY_ENCODER": encoder, "QA_RELOAD_INTERVAL": "0"}
+            command = [str(Path(sys.executable).parent / "qa"), "serve", "--index", str(index_dir), "--port", str(port)]
+            url = f"http://127.0.0.1:{port}"
+            t0 = time.perf_counter()
+            with open(work / f"cold-{encoder}-{r}.log", "wb") as log:
+                process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                while time.perf_counter() - t0 < 180:
+                    try:
+                        if httpx.get(f"{url}/ask", params={"q": QUESTIONS[0], "k": 5}, timeout=10).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    time.sleep(0.02)
+                answered.append(time.perf_counter() - t0)
+            finally:
+                loadtest.stop_server(process)
+        stages = subprocess.run(
+            [sys.executable, "-c", _STAGES, encoder, str(index_dir)], capture_output=True, text=True, check=True
+        )
+        figures[encoder] = {
+            "first_answer_s": statistics.median(answered),
+            "runs_s": answered,
+            "stages": json.loads(stages.stdout.strip().splitlines()[-1]),
+        }
+    return figures
 
 
 def scifact_corpus(source: Path, n: int, folder: Path) -> Path:
@@ -116,46 +281,83 @@ def scifact_corpus(source: Path, n: int, folder: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=Path("seeds"))
-    parser.add_argument("--rounds", type=int, default=200, help="Interleaved /ask and encode calls.")
-    parser.add_argument("--repeats", type=int, default=3, help="Builds (and raw encodes) per corpus.")
-    parser.add_argument("--scifact", type=int, default=0, help="Also time a build of this many SciFact abstracts.")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"Comma-separated parts of {', '.join(PARTS)}.")
+    parser.add_argument("--rounds", type=int, default=200, help="Interleaved latency rounds.")
+    parser.add_argument("--clients", type=int, default=8, help="Concurrent clients for throughput.")
+    parser.add_argument("--duration", type=float, default=15.0, help="Seconds per throughput run.")
+    parser.add_argument("--throughput-rounds", type=int, default=2, help="Alternating runs of each server.")
+    parser.add_argument("--repeats", type=int, default=3, help="Builds per encoder, cold starts per encoder.")
+    parser.add_argument("--scifact", type=int, default=0, help="Also time builds of this many SciFact abstracts.")
     parser.add_argument("--scifact-dir", type=Path, default=Path("../shared/bench/scifact"))
     parser.add_argument("--out", type=Path, default=Path("bench-results/bench.json"))
     args = parser.parse_args()
+    parts = [p for p in args.only.split(",") if p]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
 
     settings = Settings(corpus_dir=args.corpus)
     config = ChunkerConfig.from_settings(settings)
-    embedder = SentenceTransformerEmbedder(settings.model, settings.batch_size)
-    embedder.load()
-    raw = SentenceTransformer(str(bundled_model_path()) if settings.model is None else settings.model, device="cpu")
-
-    results: dict[str, Any] = {}
+    raw = SentenceTransformer(str(model_folder(None)), device="cpu")
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}}
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(corpus_dir=args.corpus, index_dir=Path(tmp) / "index")
-        build_index(settings.corpus_dir, settings.index_dir, embedder, config)
-        results["ask"] = bench_ask(settings, embedder, raw, args.rounds)
-        results["build"] = bench_build(args.corpus, config, embedder, raw, args.repeats)
-        if args.scifact:
-            corpus = scifact_corpus(args.scifact_dir, args.scifact, Path(tmp) / "scifact")
-            results["build_scifact"] = bench_build(corpus, config, embedder, raw, args.repeats)
-    embedder.close()
-
-    ask = results["ask"]
-    print(
-        f"(a) /ask median {ask['ask_ms']:.2f} ms vs raw encode {ask['raw_encode_ms']:.2f} ms: "
-        f"ratio {ask['ratio']:.2f} (target <= 1.5)"
-    )
-    for key in ("build", "build_scifact"):
-        if key in results:
-            b = results[key]
-            print(
-                f"(b) build {b['build_passages_per_s']:.1f} passages/s "
-                f"vs raw encode {b['raw_encode_passages_per_s']:.1f}/s "
-                f"on {b['passages']} passages of {b['corpus']}: ratio {b['ratio']:.2f} (target >= 0.8)"
+        work = Path(tmp)
+        index_dir = work / "index"
+        torch_embedder = make_encoder(None, "torch")
+        build_index(args.corpus, index_dir, torch_embedder, config)
+        torch_embedder.close()
+        make_encoder(None, "onnx-int8").load()  # the export exists before anything is timed
+        if "latency" in parts:
+            results["latency"] = bench_latency(index_dir, raw, args.rounds)
+            _print_latency(results["latency"])
+        if "throughput" in parts:
+            results["throughput"] = bench_throughput(
+                index_dir, args.clients, args.duration, args.throughput_rounds, work
             )
+            _print_throughput(results["throughput"])
+        if "build" in parts:
+            results["build"] = bench_build(args.corpus, config, raw, args.repeats)
+            _print_build(results["build"])
+            if args.scifact:
+                corpus = scifact_corpus(args.scifact_dir, args.scifact, work / "scifact")
+                results["build_scifact"] = bench_build(corpus, config, raw, args.repeats)
+                _print_build(results["build_scifact"])
+        if "cold" in parts:
+            results["cold"] = bench_cold(index_dir, args.repeats, work)
+            for encoder, figures in results["cold"].items():
+                stages = ", ".join(f"{k} {v:.2f}" for k, v in figures["stages"].items())
+                print(f"cold start, {encoder}: first answer after {figures['first_answer_s']:.2f} s ({stages})")
+    results["machine"]["load_average_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")
+
+
+def _print_latency(r: dict[str, Any]) -> None:
+    for encoder in ENCODERS:
+        print(
+            f"latency: /ask ({encoder}) median {r[f'ask_{encoder}_ms']:.2f} ms "
+            f"vs raw encode {r['raw_encode_ms']:.2f} ms: "
+            f"ratio {r[f'ratio_{encoder}']:.2f} (target {r['targets'][encoder]})"
+        )
+
+
+def _print_throughput(r: dict[str, Any]) -> None:
+    rps = r["requests_per_second"]
+    for encoder in ENCODERS:
+        print(
+            f"throughput at {r['clients']} clients: qa ({encoder}) {rps[f'qa_{encoder}']:.1f} req/s vs baseline "
+            f"{rps['baseline']:.1f} req/s: ratio {r[f'ratio_{encoder}']:.2f} (target >= 2)"
+        )
+
+
+def _print_build(r: dict[str, Any]) -> None:
+    for name, rate in r["build_passages_per_s"].items():
+        print(
+            f"build ({name}) {rate:.1f} passages/s on {r['passages']} passages ({r['sentences']} sentences) of "
+            f"{r['corpus']}: {r['ratio'][name]:.2f}x raw passage encode ({r['raw_encode_passages_per_s']:.1f}/s), "
+            f"{r['ratio_same_texts'][name]:.2f}x raw encode of passages and sentences (target >= 0.9)"
+        )
 
 
 if __name__ == "__main__":
