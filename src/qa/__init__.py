@@ -33,6 +33,7 @@ from qa.errors import (
 )
 from qa.formats import bibtex_entry, csl_item, markdown_report
 from qa.indexing import BuildReport, build_index, rollback, stale_reason
+from qa.onnx import OnnxEmbedder, export_model, make_encoder
 from qa.search import Answer, Result, Searcher
 from qa.store import Index
 from qa.verify import Verifier, VerifyReport, extract_quotes
@@ -57,6 +58,7 @@ __all__ = [
     "InvalidQueryError",
     "ModelError",
     "NotFoundError",
+    "OnnxEmbedder",
     "Passage",
     "PassageNotFoundError",
     "PassageView",
@@ -72,9 +74,11 @@ __all__ = [
     "bibtex_entry",
     "build_index",
     "csl_item",
+    "export_model",
     "extract_quotes",
     "format_citation",
     "load_corpus",
+    "make_encoder",
     "markdown_report",
     "rollback",
     "stale_reason",
