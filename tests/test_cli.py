@@ -49,7 +49,7 @@ def fake_model(monkeypatch: pytest.MonkeyPatch) -> list[ClosableFakeEmbedder]:
             monkeypatch.delenv(name)
     made: list[ClosableFakeEmbedder] = []
 
-    def make(settings: Settings) -> ClosableFakeEmbedder:
+    def make(settings: Settings, role: str = "query") -> ClosableFakeEmbedder:
         embedder = ClosableFakeEmbedder()
         made.append(embedder)
         return embedder
@@ -557,3 +557,24 @@ def test_the_markdown_report_passes_qa_verify(index_dir: Path, tmp_path: Path) -
     checked = qa("verify", str(draft), "--index", str(index_dir))
     assert checked.exit_code == 0, checked.output
     assert "5 found, 0 not found" in checked.output
+
+
+def test_export_onnx_reports_the_files_it_made_or_kept(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls: list[tuple[str | None, bool]] = []
+    meta = {
+        "files": {"model.int8.onnx": {"bytes": 23_000_000, "sha256": "ab" * 32}},
+        "identity": {"name": "all-MiniLM-L6-v2", "revision": "local"},
+        "opset": 17,
+    }
+
+    def export(model: str | None, force: bool = False) -> tuple[Path, dict[str, object]]:
+        calls.append((model, force))
+        return tmp_path / "qa-onnx", meta
+
+    monkeypatch.setattr(cli, "export_model", export)
+    result = qa("export-onnx", "--force")
+    assert result.exit_code == 0, result.output
+    assert calls == [(None, True)]
+    assert f"{tmp_path / 'qa-onnx'}:" in result.output
+    assert "model.int8.onnx  23.0 MB  sha256 " + "ab" * 32 in result.output
+    assert "opset 17" in result.output
