@@ -60,7 +60,7 @@ QUESTIONS = [
     "What did Jaishankar say about strategic architecture?",
     "Which firm's data showed Russia as India's largest crude supplier?",
 ]
-ENCODERS = ("torch", "onnx-int8")
+ENCODERS = ("torch", "onnx", "onnx-int8")
 PARTS = ("latency", "throughput", "build", "cold")
 
 
@@ -100,7 +100,7 @@ def bench_latency(index_dir: Path, raw: SentenceTransformer, rounds: int) -> dic
         "raw_encode_ms": raw_ms,
         **{f"ask_{e}_ms": medians[f"ask_{e}"] for e in ENCODERS},
         **{f"ratio_{e}": medians[f"ask_{e}"] / raw_ms for e in ENCODERS},
-        "targets": {"torch": "<= 1.2", "onnx-int8": "<= 0.4"},
+        "targets": {"torch": "<= 1.2", "onnx": "none", "onnx-int8": "<= 0.4"},
     }
 
 
