@@ -7,6 +7,7 @@ time, so tests can point every path at a temporary folder.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,13 @@ class Settings(BaseSettings):
         description="Embed each passage with its document's title before it (the passage text is unchanged).",
     )
     batch_size: int = Field(32, ge=1, description="Passages per embedding batch.")
+    vector_index: Literal["auto", "flat", "hnsw"] = Field(
+        "auto",
+        description=(
+            "FAISS index a build writes: auto is exact flat up to qa.store.HNSW_THRESHOLD vectors and "
+            "HNSW above (measured: docs/scaling.md); flat or hnsw force one. Recorded in the manifest."
+        ),
+    )
     default_k: int = Field(5, ge=1, le=MAX_K)
     host: str = Field("127.0.0.1", description="Address `qa serve` listens on (loopback only by default).")
     port: int = Field(8000, ge=1, le=65535)
