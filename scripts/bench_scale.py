@@ -251,6 +251,42 @@ def measure(
     return result
 
 
+def measure_filtered(vectors: np.ndarray, queries: np.ndarray, allowed_sizes: list[int]) -> list[dict[str, Any]]:
+    """Filtered HNSW search: exact over the allowed set against the graph walk with a selector.
+
+    Both paths are :func:`qa.store.search_vectors`, with ``EXACT_FILTER_LIMIT`` set to
+    force one or the other; this is what chose that limit. k = 100, as hybrid asks.
+    """
+    from qa import store
+
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    spec = store.choose_vector_index(len(vectors), "hnsw")
+    index = build_vector_index(vectors, spec)
+    faiss.omp_set_num_threads(1)
+    rng = np.random.default_rng(5)
+    rows = []
+    saved = store.EXACT_FILTER_LIMIT
+    try:
+        for m in allowed_sizes:
+            allowed = np.sort(rng.choice(np.arange(1, len(vectors) + 1), m, replace=False)).tolist()
+            row: dict[str, Any] = {"n": len(vectors), "allowed": m, "k": 100}
+            for path, limit in (("exact", 10**12), ("graph", 0)):
+                store.EXACT_FILTER_LIMIT = limit
+                times = []
+                for q in queries[:100]:
+                    t = time.perf_counter()
+                    hits = search_vectors(index, spec, q, 100, allowed)
+                    times.append((time.perf_counter() - t) * 1000)
+                    assert len(hits) == min(100, m), "a filtered search came back short"
+                row[f"{path}_p50_ms"] = round(float(np.percentile(times, 50)), 3)
+                row[f"{path}_p99_ms"] = round(float(np.percentile(times, 99)), 3)
+            rows.append(row)
+            log(f"filtered n={len(vectors):,} allowed={m:,}: {row}")
+    finally:
+        store.EXACT_FILTER_LIMIT = saved
+    return rows
+
+
 # -- the run -------------------------------------------------------------------------------
 
 
@@ -264,6 +300,7 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated labels to run (flat, hnsw, hnsw-fp16, hnsw-M16, hnsw-efcN)")
     parser.add_argument("--ef", help="comma-separated efSearch values for every HNSW index")
     parser.add_argument("--extra-efc", type=int, help="also an HNSW index built with this efConstruction")
+    parser.add_argument("--filtered", type=int, help="only time filtered HNSW search on this many vectors")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     OUT.mkdir(exist_ok=True)
@@ -275,7 +312,13 @@ def main() -> None:
     log(f"noise: {noise}")
     held_out, _ = noisy_copies(base, 300, args.noise, np.random.default_rng(11))
     queries = {"scifact": scifact_queries, "noisy": held_out}
-    default_hnsw = choose_vector_index(10**9)
+    default_hnsw = choose_vector_index(HNSW_THRESHOLD + 1)  # float32 storage; fp16 is measured beside it
+    if args.filtered:
+        vectors = collection(base, args.filtered, args.noise, seed=args.filtered)
+        sizes_allowed = [1_000, 5_000, 10_000, 20_000, 50_000, 100_000]
+        rows = measure_filtered(vectors, scifact_queries, [m for m in sizes_allowed if m <= args.filtered])
+        args.json.write_text(json.dumps({"noise": noise, "filtered": rows}, indent=2) + "\n")
+        return
     report: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),

@@ -20,6 +20,7 @@ from qa.indexing import build_index, expected_identity, stale_reason
 from qa.store import (
     CURRENT,
     DATABASE,
+    HNSW_FP16_THRESHOLD,
     HNSW_THRESHOLD,
     MANIFEST,
     TMP_PREFIX,
@@ -374,6 +375,8 @@ def test_the_index_type_follows_the_vector_count_and_the_setting() -> None:
         "ef_search": large.ef_search,
         "storage": large.storage,
     }
+    assert large.storage == "flat"  # float32: reconstruction exact
+    assert choose_vector_index(HNSW_FP16_THRESHOLD + 1).storage == "fp16"  # bounded memory
     assert choose_vector_index(10, threshold=5).type == "hnsw"
     assert choose_vector_index(10, "hnsw").type == "hnsw"
     assert choose_vector_index(10**7, "flat").type == "flat"
