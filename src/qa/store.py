@@ -320,7 +320,7 @@ def _exact_search(index: Any, query: Vectors, k: int, allowed: Sequence[int]) ->
     if not len(keys):
         return []
     # einsum runs on this thread; a BLAS product would wake a thread pool that, on a
-    # busy machine, waits for a scheduler tick (measured: 8-16 ms instead of 7 at 20k).
+    # busy machine, waits for a scheduler tick (measured at 20k allowed: 8-16 ms instead of 6).
     scores = np.einsum("ij,j->i", _reconstruct(index, keys), query[0])
     k = min(k, len(keys))
     top = np.argpartition(-scores, k - 1)[:k]
