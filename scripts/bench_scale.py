@@ -4,6 +4,9 @@
     HF_HUB_OFFLINE=1 nohup .venv/bin/python scripts/bench_scale.py > bench-results/scale.log 2>&1 &
     .venv/bin/python scripts/bench_scale.py --embed-only      # just make bench-results/scale-base.npy
     .venv/bin/python scripts/bench_scale.py --quick           # 10k and 30k only, to try the script
+    .venv/bin/python scripts/bench_scale.py --sizes 50000,1000000 --only flat,hnsw,hnsw-efc160 \
+        --ef 128,256,512 --extra-efc 160 --json bench-results/scale-followup.json
+    .venv/bin/python scripts/bench_scale.py --filtered 1000000 --json bench-results/scale-filtered.json
 
 Real vectors first: every SciFact abstract (bench/scifact/corpus.jsonl) and every seed
 article is chunked by the service's own chunker with the default settings, and each
@@ -343,9 +346,9 @@ def main() -> None:
         # Flat single-query latency grows with n; at 1M, 100 queries of each kind give stable percentiles.
         max_timed = 300 if size < 1_000_000 else 100
         specs: list[tuple[str, VectorIndexSpec, list[int]]] = [("flat", VectorIndexSpec(), [])]
-        specs.append(("hnsw", default_hnsw, [32, 64, 128, 256]))
+        specs.append(("hnsw", default_hnsw, [32, 64, 128, 256, 512]))
         if size in (100_000, 1_000_000):  # last at 1M: the alternative if float32 storage is too big
-            specs.append(("hnsw-fp16", replace(default_hnsw, storage="fp16"), [64, 128, 256]))
+            specs.append(("hnsw-fp16", replace(default_hnsw, storage="fp16"), [64, 128, 256, 512]))
         if size == 100_000:
             specs.append(("hnsw-M16", replace(default_hnsw, M=16), [64, 128, 256]))
         if args.extra_efc:
