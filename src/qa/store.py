@@ -88,7 +88,7 @@ HNSW_EF_SEARCH = 512
 #: (1,000 MiB at 1M, same recall measured) with a reconstruction error near 1e-4.
 HNSW_STORAGE: HnswStorage = "flat"
 #: Above this many vectors HNSW stores fp16, so that the index stays under 2 GB (float32
-#: would pass it near 1.15M vectors; fp16 near 1.9M).
+#: would pass it near 1.1M vectors; fp16 near 1.9M).
 HNSW_FP16_THRESHOLD = 1_000_000
 #: A filtered search over at most this many allowed passages is answered exactly from
 #: their stored vectors rather than through the graph: a graph walk cannot promise ``k``
