@@ -129,30 +129,39 @@ def start_baseline(index_dir: Path, log_path: Path, torch_threads: int | None) -
         time.sleep(0.25)
 
 
+def _serve(name: str, index_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    if name == "baseline":
+        return start_baseline(index_dir, log_path, None)
+    env = {"QA_QUERY_ENCODER": name.removeprefix("qa_"), "QA_RELOAD_INTERVAL": "0"}
+    return loadtest.start_server(index_dir, env, log_path)
+
+
+def _load(name: str, index_dir: Path, clients: int, duration: float, log_path: Path) -> dict[str, Any]:
+    process, url = _serve(name, index_dir, log_path)
+    try:
+        latencies, errors, seconds = asyncio.run(loadtest.run_clients(url, clients, duration))
+    finally:
+        loadtest.stop_server(process)
+    ms = sorted(x * 1000 for x in latencies)
+    return {
+        "requests_per_second": len(latencies) / seconds,
+        "p50_ms": statistics.median(ms),
+        "p99_ms": statistics.quantiles(ms, n=100, method="inclusive")[98],
+        "errors": errors,
+    }
+
+
 def bench_throughput(index_dir: Path, clients: int, duration: float, rounds: int, work: Path) -> dict[str, Any]:
-    """Requests/s of the baseline app and of ``qa serve`` per encoder, alternating, ``rounds`` times each."""
+    """Requests/s of the baseline app and of ``qa serve`` per encoder, alternating, ``rounds`` times each.
+
+    Then each server once with a single client, to show whether concurrency raises its
+    throughput (micro-batching) or not.
+    """
     runs: dict[str, list[dict[str, Any]]] = {"baseline": [], **{f"qa_{e}": [] for e in ENCODERS}}
     for r in range(rounds):
         for name in runs:
-            log_path = work / f"{name}-{r}.log"
-            if name == "baseline":
-                process, url = start_baseline(index_dir, log_path, None)
-            else:
-                env = {"QA_QUERY_ENCODER": name.removeprefix("qa_"), "QA_RELOAD_INTERVAL": "0"}
-                process, url = loadtest.start_server(index_dir, env, log_path)
-            try:
-                latencies, errors, seconds = asyncio.run(loadtest.run_clients(url, clients, duration))
-            finally:
-                loadtest.stop_server(process)
-            ms = sorted(x * 1000 for x in latencies)
-            runs[name].append(
-                {
-                    "requests_per_second": len(latencies) / seconds,
-                    "p50_ms": statistics.median(ms),
-                    "p99_ms": statistics.quantiles(ms, n=100, method="inclusive")[98],
-                    "errors": errors,
-                }
-            )
+            runs[name].append(_load(name, index_dir, clients, duration, work / f"{name}-{r}.log"))
+    single = {name: _load(name, index_dir, 1, duration, work / f"{name}-single.log") for name in runs}
     rps = {name: statistics.mean(run["requests_per_second"] for run in values) for name, values in runs.items()}
     return {
         "clients": clients,
@@ -160,6 +169,8 @@ def bench_throughput(index_dir: Path, clients: int, duration: float, rounds: int
         "rounds": rounds,
         "runs": runs,
         "requests_per_second": rps,
+        "single_client": single,
+        "concurrency_gain": {name: rps[name] / single[name]["requests_per_second"] for name in runs},
         **{f"ratio_{e}": rps[f"qa_{e}"] / rps["baseline"] for e in ENCODERS},
         "target": ">= 2",
     }
@@ -344,6 +355,9 @@ def _print_latency(r: dict[str, Any]) -> None:
 
 def _print_throughput(r: dict[str, Any]) -> None:
     rps = r["requests_per_second"]
+    for name, gain in r["concurrency_gain"].items():
+        single = r["single_client"][name]["requests_per_second"]
+        print(f"{name}: {single:.1f} req/s with 1 client, {rps[name]:.1f} with {r['clients']} ({gain:.2f}x)")
     for encoder in ENCODERS:
         print(
             f"throughput at {r['clients']} clients: qa ({encoder}) {rps[f'qa_{encoder}']:.1f} req/s vs baseline "

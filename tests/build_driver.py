@@ -47,8 +47,8 @@ def main(corpus: Path, index: Path, marker: Path, stage: str) -> None:
         embedder = StallingEmbedder(marker, stall_on=None)
         write_vectors = store._write_vectors
 
-        def stalled(path: Path, vectors: Vectors) -> None:
-            write_vectors(path, vectors)
+        def stalled(path: Path, vectors: Vectors, spec: store.VectorIndexSpec) -> None:
+            write_vectors(path, vectors, spec)
             marker.write_text("writing")
             time.sleep(STALL_SECONDS)
 

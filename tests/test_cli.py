@@ -578,3 +578,16 @@ def test_export_onnx_reports_the_files_it_made_or_kept(monkeypatch: pytest.Monke
     assert f"{tmp_path / 'qa-onnx'}:" in result.output
     assert "model.int8.onnx  23.0 MB  sha256 " + "ab" * 32 in result.output
     assert "opset 17" in result.output
+
+
+def test_build_writes_the_vector_index_qa_vector_index_asks_for(
+    corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index_dir = tmp_path / "index"
+    assert qa("build", "--corpus", str(corpus_dir), "--index", str(index_dir)).exit_code == 0
+    manifest = json.loads((index_dir / current(index_dir) / "manifest.json").read_text())
+    assert manifest["vectors"] == {"type": "flat"}  # 68 passages: far below the switch-over
+    monkeypatch.setenv("QA_VECTOR_INDEX", "hnsw")
+    assert qa("build", "--corpus", str(corpus_dir), "--index", str(index_dir)).exit_code == 0
+    manifest = json.loads((index_dir / current(index_dir) / "manifest.json").read_text())
+    assert manifest["vectors"]["type"] == "hnsw"

@@ -106,7 +106,7 @@ def test_an_exception_while_writing_removes_the_partial_folder(
 ) -> None:
     before = current_build_id(built.index_dir)
 
-    def broken(path: Path, vectors: Vectors) -> None:
+    def broken(path: Path, vectors: Vectors, spec: store.VectorIndexSpec) -> None:
         path.write_bytes(b"half a file")
         raise OSError(28, "No space left on device")
 

@@ -12,11 +12,29 @@ import faiss
 import numpy as np
 import pytest
 
+from qa import store
 from qa.chunking import ChunkerConfig
 from qa.config import Settings
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from qa.indexing import build_index, expected_identity, stale_reason
-from qa.store import CURRENT, DATABASE, MANIFEST, TMP_PREFIX, VECTORS, Index, current_build_id, list_builds
+from qa.store import (
+    CURRENT,
+    DATABASE,
+    HNSW_FP16_THRESHOLD,
+    HNSW_THRESHOLD,
+    MANIFEST,
+    TMP_PREFIX,
+    VECTORS,
+    HnswStorage,
+    Index,
+    VectorIndexSpec,
+    _read_vectors,
+    build_vector_index,
+    choose_vector_index,
+    current_build_id,
+    list_builds,
+    search_vectors,
+)
 from tests.helpers import FailingEmbedder, FakeEmbedder
 
 CONFIG = ChunkerConfig()
@@ -335,3 +353,145 @@ def test_the_manifest_records_the_size_and_checksum_of_each_file(built: Settings
     for name in (VECTORS, DATABASE):
         data = (build / name).read_bytes()
         assert files[name] == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+# -- the vector index type: flat while small, HNSW when large, recorded in the manifest -------------
+
+
+def _unit(n: int, d: int = 32, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
+
+
+def test_the_index_type_follows_the_vector_count_and_the_setting() -> None:
+    assert choose_vector_index(HNSW_THRESHOLD).type == "flat"
+    large = choose_vector_index(HNSW_THRESHOLD + 1)
+    assert large.type == "hnsw"
+    assert large.describe() == {
+        "type": "hnsw",
+        "M": large.M,
+        "ef_construction": large.ef_construction,
+        "ef_search": large.ef_search,
+        "storage": large.storage,
+    }
+    assert large.storage == "flat"  # float32: reconstruction exact
+    assert choose_vector_index(HNSW_FP16_THRESHOLD + 1).storage == "fp16"  # bounded memory
+    assert choose_vector_index(10, threshold=5).type == "hnsw"
+    assert choose_vector_index(10, "hnsw").type == "hnsw"
+    assert choose_vector_index(10**7, "flat").type == "flat"
+    assert choose_vector_index(0, "hnsw").type == "flat"  # nothing to link
+    assert Settings().vector_index == "auto"
+    assert VectorIndexSpec.from_manifest(None) == VectorIndexSpec()  # builds from before the choice
+    assert VectorIndexSpec.from_manifest(large.describe()) == large
+
+
+def test_an_hnsw_build_records_its_parameters_and_searches_like_flat(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    build_index(settings.corpus_dir, settings.index_dir, fake_embedder, CONFIG, vector_index="hnsw")
+    build = _build_dir(settings)
+    recorded = _manifest(build)["vectors"]
+    assert recorded == VectorIndexSpec.hnsw(storage=recorded["storage"]).describe()
+    stored = faiss.read_index(str(build / VECTORS))
+    assert isinstance(faiss.downcast_index(stored.index), faiss.IndexHNSWFlat)
+    index = _open(settings, fake_embedder)
+    try:
+        assert index.vector_spec.type == "hnsw"
+        target = index.passages([7])[0]
+        query = fake_embedder.embed_batch([target.text])[0]
+        hits = index.search(query, 5)
+        assert hits[0][0] == 7
+        assert hits[0][1] == pytest.approx(1.0, abs=1e-5)
+        # Reconstruction stays exact: search scores candidates from these vectors.
+        assert np.allclose(index.vectors([7])[0], query, atol=1e-6)
+        allowed = [r for r in range(1, index.passage_count + 1) if r % 3 == 0]
+        filtered = index.search(query, 4, allowed)
+        assert len(filtered) == 4
+        assert all(r % 3 == 0 for r, _ in filtered)
+    finally:
+        index.close()
+
+
+def test_a_flat_build_records_flat_and_an_old_manifest_without_the_entry_opens(
+    built: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    build = _build_dir(built)
+    assert _manifest(build)["vectors"] == {"type": "flat"}
+    manifest = _manifest(build)
+    del manifest["vectors"]
+    _save_manifest(build, manifest)
+    index = _open(built, fake_embedder)
+    assert index.vector_spec == VectorIndexSpec()
+    index.close()
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        (VectorIndexSpec.hnsw().describe(), "manifest records a hnsw"),
+        ({"type": "ivf"}, "unknown vector index"),
+        ({"type": "hnsw", "M": "many", "ef_construction": 40, "ef_search": 64}, "not positive integers"),
+    ],
+    ids=["hnsw-recorded-flat-stored", "unknown-type", "bad-parameters"],
+)
+def test_a_manifest_that_disagrees_with_the_vector_file_is_refused(
+    built: Settings, fake_embedder: FakeEmbedder, entry: dict[str, Any], words: str
+) -> None:
+    build = _build_dir(built)
+    manifest = _manifest(build)
+    manifest["vectors"] = entry
+    _save_manifest(build, manifest)
+    with pytest.raises(IndexCorruptError) as caught:
+        _open(built, fake_embedder)
+    assert words in str(caught.value)
+    assert "qa build" in str(caught.value)
+
+
+def test_an_hnsw_graph_with_another_m_than_recorded_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / VECTORS
+    faiss.write_index(build_vector_index(_unit(200), VectorIndexSpec.hnsw(M=8)), str(path))
+    with pytest.raises(IndexCorruptError, match="M=8"):
+        _read_vectors(path, {"vectors": VectorIndexSpec.hnsw(M=16).describe()})
+    index = _read_vectors(path, {"vectors": VectorIndexSpec.hnsw(M=8, ef_search=77).describe()})
+    assert faiss.downcast_index(index.index).hnsw.efSearch == 77  # set from the manifest at open
+
+
+@pytest.mark.parametrize("storage", ["flat", "fp16", "sq8"])
+def test_hnsw_finds_what_flat_finds_and_reconstructs_closely(storage: HnswStorage) -> None:
+    vectors, queries = _unit(3000), _unit(50, seed=1)
+    flat = build_vector_index(vectors, VectorIndexSpec())
+    spec = VectorIndexSpec.hnsw(M=16, ef_construction=64, ef_search=64, storage=storage)
+    hnsw = build_vector_index(vectors, spec)
+    overlap = []
+    for q in queries:
+        exact = {r for r, _ in search_vectors(flat, VectorIndexSpec(), q, 10)}
+        found = {r for r, _ in search_vectors(hnsw, spec, q, 10)}
+        overlap.append(len(exact & found) / 10)
+    assert np.mean(overlap) >= 0.9
+    keys = np.array([1, 17, 3000])
+    error = np.abs(hnsw.reconstruct_batch(keys) - vectors[keys - 1]).max()
+    assert error == 0 if storage == "flat" else error < 1e-2
+
+
+@pytest.mark.parametrize("limit", [0, 10**6], ids=["through-the-graph", "exact-over-allowed"])
+def test_a_filtered_hnsw_search_returns_only_allowed_ids_and_k_of_them(
+    monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    monkeypatch.setattr(store, "EXACT_FILTER_LIMIT", limit)
+    vectors = _unit(3000)
+    spec = VectorIndexSpec.hnsw(M=16, ef_construction=64, ef_search=32)
+    index = build_vector_index(vectors, spec)
+    flat = build_vector_index(vectors, VectorIndexSpec())
+    rng = np.random.default_rng(3)
+    for fraction in (0.5, 0.05, 0.003):  # the last: 9 allowed passages, far fewer than efSearch finds
+        allowed = sorted(int(i) for i in rng.choice(np.arange(1, 3001), int(3000 * fraction), replace=False))
+        for q in _unit(10, seed=2):
+            k = min(8, len(allowed))
+            hits = search_vectors(index, spec, q, k, allowed)
+            assert len(hits) == k
+            assert {r for r, _ in hits} <= set(allowed)
+            exact = search_vectors(flat, VectorIndexSpec(), q, k, allowed)
+            assert hits[0][0] == exact[0][0]
+            scores = [s for _, s in hits]
+            assert scores == sorted(scores, reverse=True)

@@ -135,7 +135,9 @@ def build(if_stale: bool, **options: Any) -> None:
                 click.echo(f"index is up to date: build {current_build_id(settings.index_dir)}")
                 return
             click.echo(f"building: {reason}", err=True)
-        report = build_index(settings.corpus_dir, settings.index_dir, embedder, config, _progress_bar())
+        report = build_index(
+            settings.corpus_dir, settings.index_dir, embedder, config, _progress_bar(), settings.vector_index
+        )
     except QAError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -390,7 +392,9 @@ def eval_command(
         else:
             assert questions_file is not None
             if stale_reason(settings.corpus_dir, settings.index_dir, embedder, config) is not None:
-                build_index(settings.corpus_dir, settings.index_dir, embedder, config, _progress_bar())
+                build_index(
+                    settings.corpus_dir, settings.index_dir, embedder, config, _progress_bar(), settings.vector_index
+                )
             figures = run_questions(questions_file, settings.index_dir, questions, config, chosen)
             text = _questions_table(figures)
     except QAError as exc:

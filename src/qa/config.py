@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     passage_encoder: Encoder = Field(
         "torch", description="What encodes passages and sentences at build time (same choices as query_encoder)."
     )
+    vector_index: Literal["auto", "flat", "hnsw"] = Field(
+        "auto",
+        description=(
+            "FAISS index a build writes: auto is exact flat up to qa.store.HNSW_THRESHOLD vectors and "
+            "HNSW above (measured: docs/scaling.md); flat or hnsw force one. Recorded in the manifest."
+        ),
+    )
     default_k: int = Field(5, ge=1, le=MAX_K)
     host: str = Field("127.0.0.1", description="Address `qa serve` listens on (loopback only by default).")
     port: int = Field(8000, ge=1, le=65535)

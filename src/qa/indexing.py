@@ -24,6 +24,7 @@ from qa.errors import IndexCorruptError, IndexMismatchError, IndexStoreError, Ro
 from qa.sentences import split_sentences
 from qa.store import (
     Index,
+    VectorIndexMode,
     build_lock,
     compatibility_problems,
     current_build_id,
@@ -64,13 +65,18 @@ def build_index(
     embedder: Embedder,
     config: ChunkerConfig,
     progress: Progress | None = None,
+    vector_index: VectorIndexMode = "auto",
 ) -> BuildReport:
-    """Build the articles in ``corpus_dir`` into a new build under ``index_dir`` and make it live."""
+    """Build the articles in ``corpus_dir`` into a new build under ``index_dir`` and make it live.
+
+    ``vector_index`` (``QA_VECTOR_INDEX``) picks the FAISS index: ``auto`` by the passage
+    count (see :func:`qa.store.choose_vector_index`), or ``flat``/``hnsw`` forced.
+    """
     started = time.perf_counter()
     with build_lock(index_dir):
         corpus = {"path": str(corpus_dir), "sha256": corpus_fingerprint(corpus_dir)}
         documents = load_corpus(corpus_dir)
-        return _build(documents, index_dir, embedder, config, corpus, progress, started)
+        return _build(documents, index_dir, embedder, config, corpus, progress, started, vector_index)
 
 
 def build_documents(
@@ -80,11 +86,12 @@ def build_documents(
     config: ChunkerConfig,
     corpus: dict[str, Any],
     progress: Progress | None = None,
+    vector_index: VectorIndexMode = "auto",
 ) -> BuildReport:
     """Build documents that did not come from a folder (a benchmark's corpus file, say)."""
     started = time.perf_counter()
     with build_lock(index_dir):
-        return _build(documents, index_dir, embedder, config, corpus, progress, started)
+        return _build(documents, index_dir, embedder, config, corpus, progress, started, vector_index)
 
 
 def _build(
@@ -95,6 +102,7 @@ def _build(
     corpus: dict[str, Any],
     progress: Progress | None,
     started: float,
+    vector_index: VectorIndexMode = "auto",
 ) -> BuildReport:
     remove_partial_builds(index_dir)  # the lock is held: whatever a killed build left is stale
     identity = model_identity(embedder)
@@ -115,7 +123,14 @@ def _build(
         spans = [(i, s, e) for i, passage in enumerate(passages) for s, e in split_sentences(passage.text)]
         sentence_vectors, _ = embed_with_cache(embedder, [passages[i].text[s:e] for i, s, e in spans], cache)
         build_id = write_build(
-            index_dir, documents, passages, vectors, manifest, started=started, sentences=(spans, sentence_vectors)
+            index_dir,
+            documents,
+            passages,
+            vectors,
+            manifest,
+            started=started,
+            sentences=(spans, sentence_vectors),
+            vector_index=vector_index,
         )
         cache.rename_build(build_id)
         dropped = cache.retain(list_builds(index_dir))

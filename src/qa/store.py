@@ -6,7 +6,9 @@ The folder layout::
       CURRENT                 name of the live build, replaced atomically (os.replace)
       <build-id>/
         manifest.json         model identity, chunker parameters, corpus hash, counts, format
-        vectors.faiss         IndexIDMap2 over an inner-product index; ids are passage rowids
+        vectors.faiss         IndexIDMap2 over an inner-product index (exact flat, or HNSW
+                              above a size threshold: see :func:`choose_vector_index`);
+                              ids are passage rowids
         passages.sqlite       documents, passages (text, offsets, ids), their sentences with
                               vectors, and FTS5 tables over passages and documents
 
@@ -32,7 +34,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import faiss
 import numpy as np
@@ -44,6 +46,9 @@ from qa.embedding import PROBE_DIMS, Vectors
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStoreError
 
 log = logging.getLogger(__name__)
+#: faiss as the type checker sees it lacks some of its classes (SearchParametersHNSW) and
+#: types some constructors narrowly; those few uses go through this untyped alias.
+_faiss: Any = faiss
 
 #: ``([(passage index from 0, start, end), ...], vectors)``: the sentences of a build's passages.
 Sentences = tuple[Sequence[tuple[int, int, int]], Vectors]
@@ -59,6 +64,37 @@ TMP_PREFIX = ".tmp-"
 LOCK = ".build.lock"
 #: How far two loads of the same model may differ on the probe vector.
 PROBE_TOLERANCE = 2e-3
+
+#: ``QA_VECTOR_INDEX``: ``auto`` picks by size (:func:`choose_vector_index`), the others force one.
+VectorIndexMode = Literal["auto", "flat", "hnsw"]
+#: How an HNSW index stores the vectors it links (see :data:`HNSW_STORAGE`).
+HnswStorage = Literal["flat", "fp16", "sq8"]
+#: Above this many vectors a build is stored in HNSW rather than exact flat. Measured in
+#: docs/scaling.md (one query, one thread, 384-d): flat p50 is 1.3 ms at 30k, 2.6 ms at
+#: 50k, 4.7 ms at 100k, 50 ms at 1M, growing with the count; HNSW stays under 1 ms at
+#: every size. Up to here flat is exact and still about as fast as the model encodes a
+#: question, so nothing is approximated where it buys nothing.
+HNSW_THRESHOLD = 50_000
+#: HNSW parameters, measured on 50k to 1M real MiniLM vectors (docs/scaling.md). M=32
+#: beat M=16 on recall at equal latency; efConstruction 80 builds 1M vectors in ~190 s on
+#: two cores (160 took ~425 s for +0.002 recall@10 at efSearch 512); efSearch 512 gives
+#: recall@10 0.990 and recall@100 0.986 on SciFact queries at 1M for a p50 under 1 ms
+#: (FAISS searches with max(efSearch, k), and hybrid asks the dense side for 100).
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 512
+#: How HNSW stores the vectors it links: ``flat`` is float32 (exact reconstruction:
+#: 1.82 kB per vector with the graph, 1,732 MiB at 1M); ``fp16`` is 1.05 kB per vector
+#: (1,000 MiB at 1M, same recall measured) with a reconstruction error near 1e-4.
+HNSW_STORAGE: HnswStorage = "flat"
+#: Above this many vectors HNSW stores fp16, so that the index stays under 2 GB (float32
+#: would pass it near 1.1M vectors; fp16 near 1.9M).
+HNSW_FP16_THRESHOLD = 1_000_000
+#: A filtered search over at most this many allowed passages is answered exactly from
+#: their stored vectors rather than through the graph: a graph walk cannot promise ``k``
+#: hits when few passages qualify, and scoring this many vectors costs about what the
+#: graph walk does (measured in docs/scaling.md).
+EXACT_FILTER_LIMIT = 20_000
 
 _SCHEMA = """
 CREATE TABLE documents (
@@ -134,6 +170,183 @@ class DocumentRecord:
     n_passages: int
 
 
+@dataclass(frozen=True)
+class VectorIndexSpec:
+    """Which FAISS index holds a build's vectors; recorded as the manifest's ``vectors`` entry.
+
+    Whatever the type, the index sits inside an ``IndexIDMap2`` whose ids are the passage
+    rowids 1..n, uses inner product (vectors are unit length, so it is cosine), and can
+    reconstruct every stored vector, because search scores candidates from those vectors.
+    A manifest without ``vectors`` was written before there was a choice: it means flat.
+    """
+
+    type: Literal["flat", "hnsw"] = "flat"
+    M: int = 0
+    ef_construction: int = 0
+    ef_search: int = 0
+    storage: HnswStorage = "flat"
+
+    def describe(self) -> dict[str, Any]:
+        if self.type == "flat":
+            return {"type": "flat"}
+        return {
+            "type": "hnsw",
+            "M": self.M,
+            "ef_construction": self.ef_construction,
+            "ef_search": self.ef_search,
+            "storage": self.storage,
+        }
+
+    @classmethod
+    def hnsw(
+        cls,
+        M: int = HNSW_M,
+        ef_construction: int = HNSW_EF_CONSTRUCTION,
+        ef_search: int = HNSW_EF_SEARCH,
+        storage: HnswStorage = "flat",
+    ) -> VectorIndexSpec:
+        return cls("hnsw", M, ef_construction, ef_search, storage)
+
+    @classmethod
+    def from_manifest(cls, entry: Any) -> VectorIndexSpec:
+        """The spec a manifest records (``None``: a build from before the choice, so flat)."""
+        if entry is None:
+            return cls()
+        if not isinstance(entry, dict) or entry.get("type") not in ("flat", "hnsw"):
+            raise ValueError(f"unknown vector index {entry!r}")
+        if entry["type"] == "flat":
+            return cls()
+        values = [entry.get(name) for name in ("M", "ef_construction", "ef_search")]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+            raise ValueError(f"HNSW parameters {entry!r} are not positive integers")
+        storage = entry.get("storage", "flat")
+        if storage not in ("flat", "fp16", "sq8"):
+            raise ValueError(f"unknown HNSW storage {storage!r}")
+        M, ef_construction, ef_search = (int(v) for v in values if v is not None)
+        return cls("hnsw", M, ef_construction, ef_search, storage)
+
+
+def choose_vector_index(count: int, mode: VectorIndexMode = "auto", threshold: int = HNSW_THRESHOLD) -> VectorIndexSpec:
+    """The index for ``count`` vectors: exact flat while it is fast enough, HNSW above ``threshold``.
+
+    Flat is exact and needs no parameters; its single-query cost grows linearly with the
+    count, and HNSW's roughly with its logarithm, so the switch is where flat stops being
+    fast (measured in docs/scaling.md). Above :data:`HNSW_FP16_THRESHOLD` the graph's vectors
+    are stored as fp16 to bound memory. ``mode`` (``QA_VECTOR_INDEX``) forces either type
+    (an empty build is always flat: there is no graph to make).
+    """
+    if mode == "flat":
+        return VectorIndexSpec()
+    if mode == "hnsw" or (mode == "auto" and count > threshold):
+        if not count:
+            return VectorIndexSpec()
+        return VectorIndexSpec.hnsw(storage="fp16" if count > HNSW_FP16_THRESHOLD else HNSW_STORAGE)
+    if mode != "auto":
+        raise ValueError(f"unknown vector index mode {mode!r} (auto, flat or hnsw)")
+    return VectorIndexSpec()
+
+
+def build_vector_index(vectors: Vectors, spec: VectorIndexSpec) -> Any:
+    """An ``IndexIDMap2`` (ids 1..n) over the index ``spec`` names, holding ``vectors``.
+
+    The one place a vector index is made, used by builds and by scripts/bench_scale.py,
+    so that what the benchmark measures is what the service opens.
+    """
+    dimension = int(vectors.shape[1]) if vectors.ndim == 2 else 0
+    inner: Any
+    if spec.type == "flat":
+        inner = faiss.IndexFlatIP(dimension)
+    elif spec.storage == "flat":
+        inner = faiss.IndexHNSWFlat(dimension, spec.M, faiss.METRIC_INNER_PRODUCT)
+    else:
+        kind = faiss.ScalarQuantizer.QT_fp16 if spec.storage == "fp16" else faiss.ScalarQuantizer.QT_8bit
+        inner = _faiss.IndexHNSWSQ(dimension, kind, spec.M, faiss.METRIC_INNER_PRODUCT)
+    if spec.type == "hnsw":
+        inner.hnsw.efConstruction = spec.ef_construction
+        inner.hnsw.efSearch = spec.ef_search
+    index = faiss.IndexIDMap2(inner)
+    if len(vectors):
+        data = np.ascontiguousarray(vectors, dtype=np.float32)
+        if spec.type == "hnsw" and spec.storage == "sq8":
+            inner.train(data)  # SQ8 learns each dimension's range; fp16 needs no training
+        index.add_with_ids(data, np.arange(1, len(vectors) + 1, dtype=np.int64))
+    return index
+
+
+def search_vectors(
+    index: Any, spec: VectorIndexSpec, query: Vectors, k: int, allowed: Sequence[int] | None = None
+) -> list[tuple[int, float]]:
+    """The ``k`` nearest ids to one query in an index :func:`build_vector_index` made, best first.
+
+    Behind ``Index.search``, and what scripts/bench_scale.py times. Flat is exact, with
+    ``allowed`` applied inside FAISS by an ``IDSelectorBatch``. On HNSW the selector rides
+    in ``SearchParametersHNSW`` (with the recorded efSearch; FAISS searches with
+    ``max(efSearch, k)``), but a graph walk cannot promise ``k`` allowed hits when few
+    passages qualify: an allowed set of at most :data:`EXACT_FILTER_LIMIT` is scored
+    exactly from its stored vectors instead, and a walk that comes back short falls back
+    to the same exact scoring.
+    """
+    if query.ndim == 1:
+        query = query[None, :]
+    query = np.ascontiguousarray(query, dtype=np.float32)
+    if faiss.omp_get_max_threads() != 1:
+        # One query at a time gains nothing from OpenMP, and its thread wake-ups cost more than the
+        # search: measured 16 ms against 0.005 ms for 68 passages on this 2-core machine.
+        faiss.omp_set_num_threads(1)
+    k = min(k, int(index.ntotal) if allowed is None else len(allowed))
+    if k <= 0:
+        return []
+    hnsw = spec.type == "hnsw"
+    if hnsw and allowed is not None and len(allowed) <= EXACT_FILTER_LIMIT:
+        return _exact_search(index, query, k, allowed)
+    params: Any = None
+    if hnsw:
+        params = _faiss.SearchParametersHNSW()
+        params.efSearch = spec.ef_search
+    elif allowed is not None:
+        params = faiss.SearchParameters()
+    selector = None  # kept referenced until the search returns: params holds a bare pointer
+    if allowed is not None:
+        selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+        params.sel = selector
+    scores, ids = index.search(query, k, params=params)
+    del selector
+    hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+    if hnsw and allowed is not None and len(hits) < k:
+        return _exact_search(index, query, k, allowed)
+    return hits
+
+
+def _exact_search(index: Any, query: Vectors, k: int, allowed: Sequence[int]) -> list[tuple[int, float]]:
+    """The ``k`` best of ``allowed`` by inner product with their stored vectors (any index type)."""
+    keys = np.unique(np.asarray(allowed, dtype=np.int64))
+    keys = keys[(keys >= 1) & (keys <= int(index.ntotal))]
+    if not len(keys):
+        return []
+    # einsum runs on this thread; a BLAS product would wake a thread pool that, on a
+    # busy machine, waits for a scheduler tick (measured at 20k allowed: 8-16 ms instead of 6).
+    scores = np.einsum("ij,j->i", _reconstruct(index, keys), query[0])
+    k = min(k, len(keys))
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [(int(keys[i]), float(scores[i])) for i in top]
+
+
+def _reconstruct(index: Any, rowids: Sequence[int] | np.ndarray) -> Vectors:
+    """Stored vectors by id, in the order asked: exact for flat and HNSW-flat, close for fp16/SQ8.
+
+    Read from the inner index at position ``rowid - 1``: a build's ids are 1..n (checked
+    at open), and skipping the id map's hash lookups makes this about 3x faster
+    (20,000 vectors: 2.3 ms instead of 7.7 ms), which exact filtered search relies on.
+    """
+    if not len(rowids):
+        return np.zeros((0, int(index.d)), dtype=np.float32)
+    keys = np.asarray(rowids, dtype=np.int64)
+    if keys.min() < 1 or keys.max() > int(index.ntotal):
+        raise KeyError(f"no stored vector for passage {int(keys.min() if keys.min() < 1 else keys.max())}")
+    return np.asarray(index.index.reconstruct_batch(keys - 1), dtype=np.float32).reshape(len(keys), -1)
+
+
 # -- writing -----------------------------------------------------------------------------
 
 
@@ -157,11 +370,14 @@ def write_build(
     manifest: dict[str, Any],
     started: float | None = None,
     sentences: Sentences | None = None,
+    vector_index: VectorIndexMode | VectorIndexSpec = "auto",
 ) -> str:
     """Write a complete build, switch CURRENT to it, prune old builds; return its id.
 
     ``sentences`` are ``([(passage index, start, end), ...], vectors)``: each passage's
-    sentences as offsets into its text, with their vectors.
+    sentences as offsets into its text, with their vectors. ``vector_index`` is a mode
+    for :func:`choose_vector_index` or an explicit spec; what was used is recorded in the
+    manifest's ``vectors`` entry and checked when the build is opened.
 
     The caller holds :func:`build_lock`. Nothing visible changes until the final rename.
     ``started`` is the ``time.perf_counter()`` at which the build began: the manifest's
@@ -179,7 +395,12 @@ def write_build(
     tmp.mkdir(parents=True)
     try:
         _write_database(tmp / DATABASE, documents, passages, sentences)
-        _write_vectors(tmp / VECTORS, vectors)
+        spec = (
+            vector_index
+            if isinstance(vector_index, VectorIndexSpec)
+            else choose_vector_index(len(vectors), vector_index)
+        )
+        _write_vectors(tmp / VECTORS, vectors, spec)
         files = {name: _file_digest(tmp / name) for name in (VECTORS, DATABASE)}
         full = {
             **manifest,
@@ -188,6 +409,7 @@ def write_build(
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "documents": len(documents),
             "passages": len(passages),
+            "vectors": spec.describe(),
             # What CURRENT named when this build was made: what `qa rollback` goes back to.
             "previous_build": previous,
             # Sizes and sha256 of the data files, checked when the build is opened.
@@ -371,6 +593,7 @@ class Index:
         self.manifest = manifest
         self._db = db
         self._vectors = vectors
+        self.vector_spec = VectorIndexSpec.from_manifest(manifest.get("vectors"))
         self._lock = threading.Lock()
         self._doc_ids: dict[int, str] = {}
         self._documents = self._load_documents()
@@ -408,7 +631,7 @@ class Index:
         _check_files(build_dir, manifest)
         db = _open_database(build_dir / DATABASE)
         try:
-            vectors = _read_vectors(build_dir / VECTORS)
+            vectors = _read_vectors(build_dir / VECTORS, manifest)
         except IndexStoreError:
             db.close()
             raise
@@ -445,29 +668,14 @@ class Index:
         """The ``k`` nearest passages to one query vector, as ``(rowid, inner product)``.
 
         ``allowed`` restricts the search to those passage rowids (a filter applied inside
-        FAISS, before ranking, so a filtered search still returns ``k`` passages).
+        FAISS, before ranking, so a filtered search still returns ``k`` passages; see
+        :func:`search_vectors` for how an HNSW build keeps that promise).
         """
-        if query.ndim == 1:
-            query = query[None, :]
-        k = min(k, self.passage_count if allowed is None else len(allowed))
-        if k <= 0:
-            return []
-        params = None
-        if allowed is not None:
-            params = faiss.SearchParameters()
-            params.sel = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-        if faiss.omp_get_max_threads() != 1:
-            # One query at a time gains nothing from OpenMP, and its thread wake-ups cost more than the
-            # search: measured 16 ms against 0.005 ms for 68 passages on this 2-core machine.
-            faiss.omp_set_num_threads(1)
-        scores, ids = self._vectors.search(np.ascontiguousarray(query, dtype=np.float32), k, params=params)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        return search_vectors(self._vectors, self.vector_spec, query, k, allowed)
 
     def vectors(self, rowids: Sequence[int]) -> Vectors:
         """The stored vectors of these passages, in the order asked."""
-        if not rowids:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.vstack([self._vectors.reconstruct(int(r)) for r in rowids]).astype(np.float32, copy=False)
+        return _reconstruct(self._vectors, rowids)
 
     def lexical_search(
         self, match: str, weights: tuple[float, float], allowed_docs: Sequence[str] | None = None
@@ -706,8 +914,13 @@ def _check_sqlite_header(path: Path) -> None:
         )
 
 
-def _read_vectors(path: Path) -> Any:
-    """The FAISS index: readable, an id map over a flat inner-product index, ids 1..n."""
+def _read_vectors(path: Path, manifest: dict[str, Any] | None = None) -> Any:
+    """The FAISS index: readable, an id map over the type the manifest records, ids 1..n.
+
+    The manifest's ``vectors`` entry (absent: flat, as builds wrote before the choice) must
+    match what the file holds, type, metric and HNSW ``M``; HNSW's ``efSearch`` is set
+    from it here, since FAISS does not store it with the graph in every version.
+    """
     try:
         index = faiss.read_index(str(path))
     except RuntimeError as exc:
@@ -719,6 +932,32 @@ def _read_vectors(path: Path) -> Any:
         raise IndexCorruptError(
             f"{path} holds a {type(index).__name__}, not the IndexIDMap2 a build writes: rebuild with `qa build`"
         )
+    try:
+        spec = VectorIndexSpec.from_manifest((manifest or {}).get("vectors"))
+    except ValueError as exc:
+        raise IndexCorruptError(
+            f"{path.parent / MANIFEST} records {exc}, which this qa cannot open: rebuild with `qa build`"
+        ) from None
+    inner: Any = faiss.downcast_index(index.index)
+    if spec.type == "flat":
+        wanted: tuple[type, ...] = (faiss.IndexFlatIP,)
+    elif spec.storage == "flat":
+        wanted = (faiss.IndexHNSWFlat,)
+    else:
+        wanted = (faiss.IndexHNSWSQ,)
+    right_type = isinstance(inner, wanted)  # a bool, so that ``inner`` stays Any for the checks below
+    if not right_type or inner.metric_type != faiss.METRIC_INNER_PRODUCT:
+        raise IndexCorruptError(
+            f"{path} holds a {type(inner).__name__}, but the manifest records a {spec.type} "
+            f"({spec.storage}) inner-product index: rebuild with `qa build`"
+        )
+    if spec.type == "hnsw":
+        if int(inner.hnsw.nb_neighbors(1)) != spec.M:
+            raise IndexCorruptError(
+                f"{path} is an HNSW graph with M={inner.hnsw.nb_neighbors(1)}, but the manifest records "
+                f"M={spec.M}: rebuild with `qa build`"
+            )
+        inner.hnsw.efSearch = spec.ef_search
     ids = faiss.vector_to_array(index.id_map)
     if len(ids) != index.ntotal or not np.array_equal(ids, np.arange(1, index.ntotal + 1, dtype=ids.dtype)):
         raise IndexCorruptError(
@@ -782,13 +1021,8 @@ def _write_database(
         db.close()
 
 
-def _write_vectors(path: Path, vectors: Vectors) -> None:
-    dimension = int(vectors.shape[1]) if vectors.ndim == 2 else 0
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
-    if len(vectors):
-        ids = np.arange(1, len(vectors) + 1, dtype=np.int64)
-        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
-    faiss.write_index(index, str(path))
+def _write_vectors(path: Path, vectors: Vectors, spec: VectorIndexSpec) -> None:
+    faiss.write_index(build_vector_index(vectors, spec), str(path))
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
 
