@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,10 +167,13 @@ class _State:
         return "the service is not ready"
 
 
-def live_searcher(request: Request) -> Iterator[Searcher]:
+async def live_searcher(request: Request) -> AsyncIterator[Searcher]:
     """The dependency every index route uses: a lease on the open build for the request, or a 503.
 
     The lease is returned after the route, so a reload never closes a build under a request.
+    ``async`` because taking and returning a lease never blocks (a counter under a lock):
+    as a sync generator FastAPI would run its two halves on the thread pool, two hops per
+    request.
     """
     state: _State = request.app.state.qa
     if state.live is None:

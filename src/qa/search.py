@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -423,7 +423,19 @@ class Sentences:
 def _group(hits: list[Hit], records: dict[int, PassageRecord], sentences: dict[int, Sentences], k: int) -> list[Hit]:
     """The best ``k`` hits; a passage of another document that reports the same statement as a
     better one is folded into it (``Hit.grouped``) instead of taking a place of its own."""
-    words = {h.rowid: [content_words(records[h.rowid].text[s:e]) for s, e in sentences[h.rowid].spans] for h in hits}
+    cached: dict[tuple[int, int], frozenset[str]] = {}
+
+    def words(rowid: int) -> Callable[[int], frozenset[str]]:
+        """A sentence's content words, read only for the pairs that pass the cosine test."""
+
+        def of(i: int) -> frozenset[str]:
+            if (rowid, i) not in cached:
+                start, end = sentences[rowid].spans[i]
+                cached[rowid, i] = content_words(records[rowid].text[start:end])
+            return cached[rowid, i]
+
+        return of
+
     doc_of = {h.rowid: h.doc_id for h in hits}
     kept: list[Hit] = []
     for hit in hits:
@@ -431,7 +443,7 @@ def _group(hits: list[Hit], records: dict[int, PassageRecord], sentences: dict[i
             if owner.doc_id == hit.doc_id or any(doc_of[r] == hit.doc_id for r, _ in owner.grouped):
                 continue
             similarity = _same_statement(
-                sentences[owner.rowid], words[owner.rowid], sentences[hit.rowid], words[hit.rowid]
+                sentences[owner.rowid], words(owner.rowid), sentences[hit.rowid], words(hit.rowid)
             )
             if similarity is not None:
                 owner.grouped.append((hit.rowid, similarity))
@@ -448,7 +460,7 @@ def content_words(text: str) -> frozenset[str]:
 
 
 def _same_statement(
-    a: Sentences, a_words: list[frozenset[str]], b: Sentences, b_words: list[frozenset[str]]
+    a: Sentences, a_words: Callable[[int], frozenset[str]], b: Sentences, b_words: Callable[[int], frozenset[str]]
 ) -> float | None:
     """The cosine of the closest sentence pair of ``a`` and ``b`` that says the same thing, or ``None``."""
     if not a.spans or not b.spans:
@@ -456,7 +468,7 @@ def _same_statement(
     sims = a.vectors @ b.vectors.T
     best: float | None = None
     for i, j in zip(*np.nonzero(sims >= GROUP_COSINE), strict=True):
-        x, y = a_words[i], b_words[j]
+        x, y = a_words(int(i)), b_words(int(j))
         if x and y and len(x & y) / min(len(x), len(y)) >= GROUP_OVERLAP:
             best = max(best or 0.0, float(sims[i, j]))
     return best
