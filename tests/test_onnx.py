@@ -163,16 +163,23 @@ def test_a_build_embedded_by_another_encoder_is_stale(
     assert "torch encoder, settings say onnx-int8" in reason
 
 
-def test_the_service_answers_with_the_int8_query_encoder(exported: object, real_index_dir: Path) -> None:
+@pytest.mark.parametrize("encoder", [None, "onnx-int8"])
+def test_the_service_answers_with_the_onnx_query_encoders(
+    exported: object, real_index_dir: Path, encoder: str | None
+) -> None:
     from fastapi.testclient import TestClient
 
     from qa.api import create_app
 
-    settings = Settings(index_dir=real_index_dir, query_encoder="onnx-int8", reload_interval=0)
+    chosen = {"query_encoder": encoder} if encoder else {}
+    settings = Settings(index_dir=real_index_dir, reload_interval=0, **chosen)
+    assert settings.query_encoder == (encoder or "onnx")  # the fp32 export is the default
     with TestClient(create_app(settings)) as client:
         response = client.get("/ask", params={"q": "Who proposed creating an Asian NATO?", "k": 3})
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["grounded"] is True
         assert any("Ishiba" in r["text"] for r in body["results"])
-        assert isinstance(client.app.state.qa.embedder, OnnxEmbedder)
+        model = client.app.state.qa.embedder
+        assert isinstance(model, OnnxEmbedder)
+        assert model.encoder == settings.query_encoder

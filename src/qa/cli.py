@@ -58,7 +58,7 @@ def _model_options(fn: F) -> F:
     fn = click.option(
         "--query-encoder",
         type=click.Choice(["torch", "onnx", "onnx-int8"]),
-        help="What encodes questions. [env: QA_QUERY_ENCODER; default: torch]",
+        help="What encodes questions. [env: QA_QUERY_ENCODER; default: onnx]",
     )(fn)
     fn = click.option(
         "--passage-encoder",

@@ -207,8 +207,13 @@ class OnnxEmbedder:
         return str(self._loaded()["identity"]["name"])
 
     @property
+    def encoder(self) -> str:
+        """The setting that names this encoder: ``onnx`` (fp32) or ``onnx-int8``."""
+        return "onnx" if self.precision == "fp32" else "onnx-int8"
+
+    @property
     def revision(self) -> str:
-        return f"{self._loaded()['identity']['revision']}+onnx-{self.precision}"
+        return f"{self._loaded()['identity']['revision']}+{self.encoder}"
 
     @property
     def dimension(self) -> int:
@@ -227,7 +232,7 @@ class OnnxEmbedder:
 
     def identity(self) -> dict[str, Any]:
         """The source model's identity (what an index built with it records), plus which encoder this is."""
-        return {**self._loaded()["identity"], "encoder": f"onnx-{self.precision}"}
+        return {**self._loaded()["identity"], "encoder": self.encoder}
 
     # -- lifecycle -------------------------------------------------------------------
 
