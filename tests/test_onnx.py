@@ -146,6 +146,27 @@ def test_a_missing_export_is_an_error_naming_the_command_when_not_made_on_demand
         embedder.close()
 
 
+def test_a_model_the_export_cannot_handle_is_run_by_sentence_transformers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+    ]
+    (tmp_path / "modules.json").write_text(json.dumps(modules))
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    for model in (str(tmp_path), "some-hub-name/not-a-folder"):
+        embedder = make_encoder(model, "onnx")
+        try:
+            assert isinstance(embedder, SentenceTransformerEmbedder)
+        finally:
+            embedder.close()
+    assert "Dense" in caplog.text
+    assert "sentence-transformers encodes questions instead" in caplog.text
+
+
 def test_unknown_encoders_and_non_sentence_transformers_folders_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="unknown encoder"):
         make_encoder(None, "tensorrt")

@@ -328,7 +328,19 @@ class OnnxEmbedder:
 def make_encoder(
     model: str | None, encoder: str, batch_size: int = 32, threads: int = 1
 ) -> SentenceTransformerEmbedder | OnnxEmbedder:
-    """The embedder ``encoder`` names: ``torch`` (sentence-transformers), ``onnx`` (fp32) or ``onnx-int8``."""
+    """The embedder ``encoder`` names: ``torch`` (sentence-transformers), ``onnx`` (fp32) or ``onnx-int8``.
+
+    A model the export cannot handle (not a local folder, or modules other than
+    Transformer, mean or CLS pooling and Normalize) is run by sentence-transformers
+    instead, with a warning: ``onnx`` is the default, and a ``QA_MODEL`` that worked
+    before must keep working.
+    """
+    if encoder in ("onnx", "onnx-int8"):
+        try:
+            _describe(model_folder(model))
+        except ModelError as exc:
+            log.warning("%s; sentence-transformers encodes questions instead", exc)
+            encoder = "torch"
     if encoder == "torch":
         return SentenceTransformerEmbedder(model, batch_size)
     if encoder == "onnx":
