@@ -588,6 +588,10 @@ def test_build_writes_the_vector_index_qa_vector_index_asks_for(
     manifest = json.loads((index_dir / current(index_dir) / "manifest.json").read_text())
     assert manifest["vectors"] == {"type": "flat"}  # 68 passages: far below the switch-over
     monkeypatch.setenv("QA_VECTOR_INDEX", "hnsw")
-    assert qa("build", "--corpus", str(corpus_dir), "--index", str(index_dir)).exit_code == 0
+    stale = qa("build", "--if-stale", "--corpus", str(corpus_dir), "--index", str(index_dir))
+    assert stale.exit_code == 0, stale.output
+    assert "settings ask for {'type': 'hnsw'" in stale.output
     manifest = json.loads((index_dir / current(index_dir) / "manifest.json").read_text())
     assert manifest["vectors"]["type"] == "hnsw"
+    again = qa("build", "--if-stale", "--corpus", str(corpus_dir), "--index", str(index_dir))
+    assert "up to date" in again.output

@@ -130,7 +130,7 @@ def build(if_stale: bool, **options: Any) -> None:
     try:
         config = _chunker_config(settings)
         if if_stale:
-            reason = stale_reason(settings.corpus_dir, settings.index_dir, embedder, config)
+            reason = stale_reason(settings.corpus_dir, settings.index_dir, embedder, config, settings.vector_index)
             if reason is None:
                 click.echo(f"index is up to date: build {current_build_id(settings.index_dir)}")
                 return
@@ -391,7 +391,7 @@ def eval_command(
             text = _beir_table(figures)
         else:
             assert questions_file is not None
-            if stale_reason(settings.corpus_dir, settings.index_dir, embedder, config) is not None:
+            if stale_reason(settings.corpus_dir, settings.index_dir, embedder, config, settings.vector_index):
                 build_index(
                     settings.corpus_dir, settings.index_dir, embedder, config, _progress_bar(), settings.vector_index
                 )

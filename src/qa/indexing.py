@@ -26,6 +26,7 @@ from qa.store import (
     Index,
     VectorIndexMode,
     build_lock,
+    choose_vector_index,
     compatibility_problems,
     current_build_id,
     list_builds,
@@ -240,7 +241,13 @@ def embed_with_cache(
     return np.vstack([known[k] for k in keys]).astype(np.float32, copy=False), len(missing)
 
 
-def stale_reason(corpus_dir: Path, index_dir: Path, embedder: Embedder, config: ChunkerConfig) -> str | None:
+def stale_reason(
+    corpus_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    config: ChunkerConfig,
+    vector_index: VectorIndexMode = "auto",
+) -> str | None:
     """Why the live build no longer matches the corpus and settings, or ``None`` if it does."""
     try:
         manifest = read_manifest(index_dir / current_build_id(index_dir))
@@ -258,6 +265,10 @@ def stale_reason(corpus_dir: Path, index_dir: Path, embedder: Embedder, config: 
         return f"build {manifest.get('build_id')} was embedded by the {built_with} encoder, settings say {encoder}"
     if (manifest.get("corpus") or {}).get("sha256") != corpus_fingerprint(corpus_dir):
         return f"the articles in {corpus_dir} changed since build {manifest.get('build_id')}"
+    wanted = choose_vector_index(int(manifest.get("passages") or 0), vector_index).describe()
+    held = manifest.get("vectors") or {"type": "flat"}
+    if held != wanted:
+        return f"build {manifest.get('build_id')} holds a {held} vector index, settings ask for {wanted}"
     return None
 
 
