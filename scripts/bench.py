@@ -141,34 +141,22 @@ def bench_latency(index_dir: Path, raw: SentenceTransformer, rounds: int, work: 
     }
 
 
-def start_baseline(index_dir: Path, log_path: Path, torch_threads: int | None) -> tuple[subprocess.Popen[bytes], str]:
+def start_baseline(index_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """scripts/baseline_app.py under uvicorn on 127.0.0.1, over the live build of ``index_dir``."""
     port = loadtest.free_port()
     env = {**os.environ, "QA_BASELINE_INDEX": str(index_dir / current_build_id(index_dir))}
-    if torch_threads:
-        env["QA_BASELINE_TORCH_THREADS"] = str(torch_threads)
     command = [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(__file__).parent), "baseline_app:app"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"the baseline app exited:\n{log_path.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise SystemExit("the baseline app was not ready in 180 s")
-        time.sleep(0.25)
+    loadtest.wait_ready(process, url, log_path, "the baseline app")
+    return process, url
 
 
 def _serve(name: str, index_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     if name == "baseline":
-        return start_baseline(index_dir, log_path, None)
+        return start_baseline(index_dir, log_path)
     env = {"QA_QUERY_ENCODER": name.removeprefix("qa_"), "QA_RELOAD_INTERVAL": "0"}
     return loadtest.start_server(index_dir, env, log_path)
 
@@ -299,6 +287,8 @@ def bench_cold(index_dir: Path, repeats: int, work: Path) -> dict[str, Any]:
                     except httpx.TransportError:
                         pass
                     time.sleep(0.02)
+                else:
+                    raise SystemExit(f"qa serve ({encoder}) gave no answer within 180 s")
                 answered.append(time.perf_counter() - t0)
             finally:
                 loadtest.stop_server(process)
@@ -353,7 +343,9 @@ def main() -> None:
         torch_embedder = make_encoder(None, "torch")
         build_index(args.corpus, index_dir, torch_embedder, config)
         torch_embedder.close()
-        make_encoder(None, "onnx-int8").load()  # the export exists before anything is timed
+        exporter = make_encoder(None, "onnx-int8")
+        exporter.load()  # the export exists before anything is timed
+        exporter.close()
         if "latency" in parts:
             results["latency"] = bench_latency(index_dir, raw, args.rounds, work)
             _print_latency(results["latency"])

@@ -155,18 +155,24 @@ def start_server(index: Path, env_overrides: dict[str, str], log_path: Path) -> 
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    wait_ready(process, url, log_path, "qa serve")
+    return process, url
+
+
+def wait_ready(process: subprocess.Popen[bytes], url: str, log_path: Path, what: str) -> None:
+    """Poll ``url``/readyz until it answers 200; exit with the server's log if it dies or takes 180 s."""
     deadline = time.monotonic() + 180
     while True:
         if process.poll() is not None:
-            raise SystemExit(f"qa serve exited with {process.returncode}:\n{log_path.read_text(errors='replace')}")
+            raise SystemExit(f"{what} exited with {process.returncode}:\n{log_path.read_text(errors='replace')}")
         try:
             if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return process, url
+                return
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:
             process.kill()
-            raise SystemExit(f"qa serve was not ready in 180 s:\n{log_path.read_text(errors='replace')}")
+            raise SystemExit(f"{what} was not ready in 180 s:\n{log_path.read_text(errors='replace')}")
         time.sleep(0.25)
 
 

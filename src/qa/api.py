@@ -32,7 +32,7 @@ from qa.batching import MicroBatcher
 from qa.chunking import ChunkerConfig
 from qa.citations import DocumentSummary, DocumentView, PassageView, resolve_document, resolve_passage, summarize
 from qa.config import MAX_K, MAX_QUESTION_CHARS, Settings
-from qa.embedding import Embedder, SentenceTransformerEmbedder
+from qa.embedding import Embedder, InferenceThread, SentenceTransformerEmbedder
 from qa.errors import (
     IndexMismatchError,
     IndexNotFoundError,
@@ -54,7 +54,7 @@ from qa.middleware import (
     install_error_handlers,
     reject_unknown_query_parameters,
 )
-from qa.onnx import OnnxEmbedder, make_encoder
+from qa.onnx import make_encoder
 from qa.search import Answer, Filters, Mode, Searcher
 from qa.verify import VerifierCache, VerifyReport
 
@@ -238,7 +238,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
                 state.live.close()
             if state.batcher is not None:
                 state.batcher.close()
-            if owned and isinstance(model, SentenceTransformerEmbedder | OnnxEmbedder):
+            if owned and isinstance(model, InferenceThread):
                 model.close()
 
     app = FastAPI(

@@ -10,9 +10,9 @@ and a question costs one thread hop, not two. Under load (the last batch held mo
 one question) a drain first waits up to ``wait_seconds`` for others to join; a lone
 question never waits.
 
-The embedder's inference thread is used when it offers one (``on_inference_thread``, as
-the sentence-transformers and ONNX embedders do); otherwise the batcher runs drains on a
-thread of its own.
+The embedder's inference thread is used when it has one (it is an
+:class:`~qa.embedding.InferenceThread`, as the sentence-transformers and ONNX embedders
+are); otherwise the batcher runs drains on a thread of its own.
 """
 
 from __future__ import annotations
@@ -21,17 +21,13 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from collections.abc import Sequence
 
 import numpy as np
 
-from qa.embedding import Embedder, Vectors
+from qa.embedding import Embedder, InferenceThread, Vectors
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 class _Job:
@@ -58,13 +54,8 @@ class MicroBatcher:
         self._arrived = threading.Condition()
         self._last_batch_jobs = 1
         self._closed = False
-        self._own: ThreadPoolExecutor | None = None
-        run = getattr(inner, "on_inference_thread", None)
-        if callable(run):
-            self._on_model_thread: Callable[[Callable[[], None]], None] = run
-        else:
-            self._own = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-batcher")
-            self._on_model_thread = self._on_own_thread
+        # The model's own thread when it has one; otherwise a thread of the batcher's own.
+        self._thread = inner if isinstance(inner, InferenceThread) else _BatcherThread()
 
     # -- the Embedder protocol, delegated -----------------------------------------------
 
@@ -95,7 +86,7 @@ class MicroBatcher:
             self._queue.append(job)
             self._arrived.notify()
         # Returns once the queue has been drained past this job, by this drain or an earlier one.
-        self._on_model_thread(self._drain)
+        self._thread.on_inference_thread(self._drain)
         job.done.wait()
         if job.error is not None:
             raise job.error
@@ -110,12 +101,8 @@ class MicroBatcher:
         if self._closed:
             return
         self._closed = True
-        if self._own is not None:
-            self._own.shutdown(wait=True)
-
-    def _on_own_thread(self, fn: Callable[[], None]) -> None:
-        assert self._own is not None
-        self._own.submit(fn).result()
+        if isinstance(self._thread, _BatcherThread):
+            self._thread.close()
 
     def _drain(self) -> None:
         """Encode everything queued, a batch at a time (runs on the model's thread, one drain at a time)."""
@@ -154,3 +141,10 @@ class MicroBatcher:
             job.result = np.ascontiguousarray(vectors[start : start + len(job.texts)])
             start += len(job.texts)
             job.done.set()
+
+
+class _BatcherThread(InferenceThread):
+    """The batcher's own drain thread, for a model that brings none (fakes in tests)."""
+
+    def __init__(self) -> None:
+        super().__init__("qa-batcher")

@@ -11,13 +11,13 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import click
 
 from qa import __version__
 from qa.chunking import ChunkerConfig
-from qa.config import MAX_K, Settings
+from qa.config import MAX_K, Encoder, Settings
 from qa.embedding import SentenceTransformerEmbedder
 from qa.errors import InvalidQueryError, QAError
 from qa.evaluation import BEIR_MEASURES, run_beir, run_questions
@@ -57,12 +57,12 @@ def _model_options(fn: F) -> F:
     )(fn)
     fn = click.option(
         "--query-encoder",
-        type=click.Choice(["torch", "onnx", "onnx-int8"]),
+        type=click.Choice(get_args(Encoder)),
         help="What encodes questions. [env: QA_QUERY_ENCODER; default: onnx]",
     )(fn)
     fn = click.option(
         "--passage-encoder",
-        type=click.Choice(["torch", "onnx", "onnx-int8"]),
+        type=click.Choice(get_args(Encoder)),
         help="What encodes passages when building. [env: QA_PASSAGE_ENCODER; default: torch]",
     )(fn)
     return click.option(

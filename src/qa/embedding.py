@@ -103,10 +103,31 @@ def bundled_model_path() -> Path:
     return path
 
 
-class SentenceTransformerEmbedder:
+class InferenceThread:
+    """One dedicated thread for every call of a model (see the module docstring for why).
+
+    The embedders here inherit it; :class:`~qa.batching.MicroBatcher` drains its queue on it.
+    """
+
+    def __init__(self, name: str = "qa-inference") -> None:
+        self._thread_name = name
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    def on_inference_thread(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the model's own thread (inline when already on it) and return its result."""
+        if threading.current_thread().name.startswith(self._thread_name):
+            return fn()
+        return self._executor.submit(fn).result()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+class SentenceTransformerEmbedder(InferenceThread):
     """A sentence-transformers model on the CPU, loaded on first use, on its own thread."""
 
     def __init__(self, model: str | None = None, batch_size: int = 32) -> None:
+        super().__init__()
         if model is None:
             self._location = str(bundled_model_path())
             self.name = BUNDLED_MODEL_NAME
@@ -119,7 +140,6 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-inference")
 
     # -- the Embedder protocol ---------------------------------------------------------
 
@@ -162,15 +182,6 @@ class SentenceTransformerEmbedder:
 
         self.on_inference_thread(apply)
         log.info("torch uses %d intra-op threads", threads)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
-
-    def on_inference_thread(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the model's own thread (inline when already on it) and return its result."""
-        if threading.current_thread().name.startswith("qa-inference"):
-            return fn()
-        return self._executor.submit(fn).result()
 
     def _encode(self, texts: list[str]) -> Vectors:
         if not texts:

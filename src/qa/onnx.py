@@ -36,16 +36,16 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import numpy as np
 
 from qa.embedding import (
     PROBE_TEXT,
+    InferenceThread,
     SentenceTransformerEmbedder,
     Vectors,
     bundled_model_path,
@@ -55,7 +55,6 @@ from qa.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 Precision = Literal["fp32", "int8"]
 
 EXPORT_FOLDER = "qa-onnx"
@@ -174,7 +173,7 @@ def export_model(model: str | None = None, *, force: bool = False) -> tuple[Path
     return folder, meta
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(InferenceThread):
     """The export of a sentence-transformers model, run by onnxruntime on one inference thread.
 
     With ``export_if_missing`` a missing export is made on first load (a few seconds,
@@ -189,6 +188,7 @@ class OnnxEmbedder:
         threads: int = 1,
         export_if_missing: bool = True,
     ) -> None:
+        super().__init__()
         self._model = model
         self.precision: Precision = precision
         self.batch_size = batch_size
@@ -198,7 +198,6 @@ class OnnxEmbedder:
         self._tokenizer: Any = None
         self._meta: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-inference")
 
     # -- the Embedder protocol ---------------------------------------------------------
 
@@ -238,15 +237,6 @@ class OnnxEmbedder:
 
     def load(self) -> None:
         self._loaded()
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
-
-    def on_inference_thread(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the model's own thread (inline when already on it) and return its result."""
-        if threading.current_thread().name.startswith("qa-inference"):
-            return fn()
-        return self._executor.submit(fn).result()
 
     def _loaded(self) -> dict[str, Any]:
         if not self._meta:
