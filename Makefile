@@ -31,7 +31,7 @@ index: install
 serve: install
 	$(BIN)/qa serve --index index --host $(HOST) --port $(PORT)
 
-## Debian's Chromium for the browser test (tests/test_web.py); Playwright drives it, never downloads one.
+## Debian's Chromium for the browser test (tests/server/test_web.py); Playwright drives it, never downloads one.
 browser:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 

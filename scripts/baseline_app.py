@@ -26,7 +26,7 @@ import numpy as np
 from fastapi import FastAPI
 from sentence_transformers import SentenceTransformer
 
-from qa.embedding import bundled_model_path
+from qa.embedding.base import bundled_model_path
 
 BUILD = Path(os.environ["QA_BASELINE_INDEX"])
 if os.environ.get("QA_BASELINE_TORCH_THREADS"):

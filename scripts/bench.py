@@ -46,12 +46,12 @@ import httpx
 import torch
 from sentence_transformers import SentenceTransformer
 
-from qa.chunking import ChunkerConfig
 from qa.config import Settings
-from qa.indexing import build_index
-from qa.onnx import make_encoder, model_folder
-from qa.sentences import split_sentences
-from qa.store import Index, current_build_id
+from qa.embedding.onnx import make_encoder, model_folder
+from qa.index.pipeline import build_index
+from qa.index.store import Index, current_build_id
+from qa.ingest.chunking import ChunkerConfig
+from qa.ingest.sentences import split_sentences
 
 sys.path.insert(0, str(Path(__file__).parent))
 import loadtest
@@ -254,8 +254,8 @@ def bench_build(corpus: Path, config: ChunkerConfig, raw: SentenceTransformer, r
 _STAGES = """
 import json, sys, time
 t0 = time.perf_counter()
-from qa.onnx import make_encoder, model_folder
-from qa.store import Index
+from qa.embedding.onnx import make_encoder, model_folder
+from qa.index.store import Index
 t1 = time.perf_counter()
 embedder = make_encoder(None, sys.argv[1])
 embedder.load()

@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qa.chunking import ChunkerConfig
 from qa.config import Settings
-from qa.embedding import SentenceTransformerEmbedder
-from qa.indexing import BuildReport, build_index, expected_identity
-from qa.store import Index
+from qa.embedding.base import SentenceTransformerEmbedder
+from qa.index.pipeline import BuildReport, build_index, expected_identity
+from qa.index.store import Index
+from qa.ingest.chunking import ChunkerConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = ROOT.parent / "shared" / "bench" / "scifact" / "corpus.jsonl"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from qa.cli import main
+from qa.cli.commands import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

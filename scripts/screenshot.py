@@ -2,7 +2,7 @@
 
 Builds the seeds into a temporary index with the real bundled model, serves it with
 uvicorn on 127.0.0.1, and drives Debian's /usr/bin/chromium with Playwright, launched
-as in tests/test_web.py (no browser download).
+as in tests/server/test_web.py (no browser download).
 
     .venv/bin/python scripts/screenshot.py
     .venv/bin/python scripts/screenshot.py --question "Who proposed an Asian NATO?" --out docs/screenshot.png
@@ -27,15 +27,15 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import uvicorn
 from playwright.sync_api import expect, sync_playwright
 
-from qa.api import create_app
-from qa.chunking import ChunkerConfig
 from qa.config import Settings
-from qa.embedding import SentenceTransformerEmbedder
-from qa.indexing import build_index
+from qa.embedding.base import SentenceTransformerEmbedder
+from qa.index.pipeline import build_index
+from qa.ingest.chunking import ChunkerConfig
+from qa.server.app import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-# The same launch as tests/test_web.py.
+# The same launch as tests/server/test_web.py.
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -14,12 +14,12 @@ import json
 import tempfile
 from pathlib import Path
 
-from qa.chunking import ChunkerConfig
-from qa.embedding import SentenceTransformerEmbedder
-from qa.evaluation import evaluate_questions, load_questions
-from qa.indexing import build_index, expected_identity
-from qa.search import Searcher
-from qa.store import Index
+from qa.embedding.base import SentenceTransformerEmbedder
+from qa.evaluation.questions import evaluate_questions, load_questions
+from qa.index.pipeline import build_index, expected_identity
+from qa.index.store import Index
+from qa.ingest.chunking import ChunkerConfig
+from qa.search.retrieval import Searcher
 
 
 def main() -> None:

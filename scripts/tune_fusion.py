@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.beir import load_benchmark
-from qa.chunking import ChunkerConfig
 from qa.config import Settings
-from qa.embedding import SentenceTransformerEmbedder
-from qa.evaluation import Run, open_beir_index, score_run
-from qa.search import DEFAULT_FUSION, Searcher
+from qa.embedding.base import SentenceTransformerEmbedder
+from qa.evaluation.beir import load_benchmark
+from qa.evaluation.questions import Run, open_beir_index, score_run
+from qa.ingest.chunking import ChunkerConfig
+from qa.search.retrieval import DEFAULT_FUSION, Searcher
 
 
 def main() -> None:

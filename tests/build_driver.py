@@ -1,4 +1,4 @@
-"""A build that stops at a chosen stage and waits there to be killed, for tests/test_indexing.py.
+"""A build that stops at a chosen stage and waits there to be killed, for tests/index/test_pipeline.py.
 
     python -m tests.build_driver CORPUS INDEX MARKER embedding|writing
 
@@ -12,10 +12,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from qa import indexing, store
-from qa.chunking import ChunkerConfig
-from qa.embedding import Vectors
-from qa.indexing import build_index
+from qa.embedding.base import Vectors
+from qa.index import pipeline as indexing
+from qa.index import store
+from qa.index.pipeline import build_index
+from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import FakeEmbedder
 
 STALL_SECONDS = 600

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from qa.chunking import ChunkerConfig
 from qa.config import Settings
-from qa.embedding import SentenceTransformerEmbedder
-from qa.indexing import build_index
+from qa.embedding.base import SentenceTransformerEmbedder
+from qa.index.pipeline import build_index
+from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import SEEDS, FakeEmbedder
 
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import uvicorn
 
-from qa.embedding import Vectors
+from qa.embedding.base import Vectors
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"

@@ -12,11 +12,12 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-from qa.chunking import Chunker, ChunkerConfig, Passage
-from qa.citations import Citation, DocumentSummary, DocumentView, PassageView, format_citation
+from qa.citations.cite import Citation, DocumentSummary, DocumentView, PassageView, format_citation
+from qa.citations.formats import bibtex_entry, csl_item, markdown_report
+from qa.citations.verify import Verifier, VerifyReport, extract_quotes
 from qa.config import Settings
-from qa.documents import Document, load_corpus
-from qa.embedding import Embedder, SentenceTransformerEmbedder
+from qa.embedding.base import Embedder, SentenceTransformerEmbedder
+from qa.embedding.onnx import OnnxEmbedder, export_model, make_encoder
 from qa.errors import (
     CorpusError,
     DocumentNotFoundError,
@@ -31,12 +32,11 @@ from qa.errors import (
     QAError,
     RollbackError,
 )
-from qa.formats import bibtex_entry, csl_item, markdown_report
-from qa.indexing import BuildReport, build_index, rollback, stale_reason
-from qa.onnx import OnnxEmbedder, export_model, make_encoder
-from qa.search import Answer, Result, Searcher
-from qa.store import Index
-from qa.verify import Verifier, VerifyReport, extract_quotes
+from qa.index.pipeline import BuildReport, build_index, rollback, stale_reason
+from qa.index.store import Index
+from qa.ingest.chunking import Chunker, ChunkerConfig, Passage
+from qa.ingest.documents import Document, load_corpus
+from qa.search.retrieval import Answer, Result, Searcher
 
 __all__ = [
     "Answer",

@@ -1,6 +1,6 @@
 """One settings object for the whole service, read from ``QA_*`` environment variables.
 
-``Settings`` is created by the CLI or by :func:`qa.api.create_app`, never at import
+``Settings`` is created by the CLI or by :func:`qa.server.app.create_app`, never at import
 time, so tests can point every path at a temporary folder.
 """
 
@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     vector_index: Literal["auto", "flat", "hnsw"] = Field(
         "auto",
         description=(
-            "FAISS index a build writes: auto is exact flat up to qa.store.HNSW_THRESHOLD vectors and "
+            "FAISS index a build writes: auto is exact flat up to qa.index.store.HNSW_THRESHOLD vectors and "
             "HNSW above (measured: docs/scaling.md); flat or hnsw force one. Recorded in the manifest."
         ),
     )

@@ -16,7 +16,7 @@ The tree::
     │   └── PassageNotFoundError
     └── InvalidQueryError           a question or parameter the service cannot answer
 
-HTTP codes are chosen in :mod:`qa.api` and exit codes in :mod:`qa.cli`; the library
+HTTP codes are chosen in :mod:`qa.server.app` and exit codes in :mod:`qa.cli.commands`; the library
 only raises.
 """
 

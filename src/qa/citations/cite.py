@@ -1,0 +1,151 @@
+"""Citations: where a passage comes from, as structured data and as strings to paste.
+
+Also resolves the ids a client holds (a passage id from an earlier answer, a document
+id) back to their text and citation.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from qa.errors import DocumentNotFoundError, PassageNotFoundError
+from qa.index.store import DocumentRecord, Index, PassageRecord
+
+
+class Citation(BaseModel):
+    """Where a passage comes from: ``[start, end)`` are character offsets into the source file."""
+
+    doc_id: str
+    title: str
+    author: str | None
+    source: str = Field(description="The file's path relative to the corpus folder.")
+    start: int = Field(description="First character of the passage in the source text.")
+    end: int = Field(description="One past the last character of the passage.")
+    url: str | None = None
+    published: str | None = None
+    outlet: str | None = None
+    formatted: str = Field(
+        description="Plain text, ready to paste into a report (GET /passages/{id}/cite?format=text)."
+    )
+    markdown: str = Field(
+        description="The same in Markdown, with a link when the URL is known (GET /passages/{id}/cite?format=markdown)."
+    )
+
+
+def cite(passage: PassageRecord, document: DocumentRecord) -> Citation:
+    return cite_span(document, passage.start, passage.end)
+
+
+def cite_span(document: DocumentRecord, start: int, end: int) -> Citation:
+    """The citation of ``source_text[start:end]`` of ``document`` (a passage, a sentence, a quote)."""
+    return Citation(
+        doc_id=document.doc_id,
+        title=document.title,
+        author=document.author,
+        source=document.source,
+        start=start,
+        end=end,
+        url=document.url,
+        published=document.published,
+        outlet=document.outlet,
+        formatted=format_citation(document, start, end),
+        markdown=format_citation(document, start, end, markdown=True),
+    )
+
+
+def format_citation(document: DocumentRecord, start: int, end: int, markdown: bool = False) -> str:
+    """``Author, “Title”, Outlet, date (source.txt, chars 1204–1633)``; unknown parts left out."""
+    title = f"\u201c{document.title}\u201d"
+    if markdown and document.url:
+        title = f"[{title}]({document.url})"
+    parts = [p for p in (document.author, title, document.outlet, document.published) if p]
+    where = f"{document.source}, chars {start}\u2013{end}"
+    if markdown:
+        where = f"`{document.source}`, chars {start}\u2013{end}"
+    return f"{', '.join(parts)} ({where})"
+
+
+class PassageView(BaseModel):
+    """One passage with its citation and the ids of the passages around it."""
+
+    passage_id: str
+    text: str
+    section: str | None
+    ordinal: int = Field(description="Position of the passage in its document, from 0.")
+    previous_id: str | None
+    next_id: str | None
+    citation: Citation
+
+
+class DocumentSummary(BaseModel):
+    doc_id: str
+    title: str
+    author: str | None
+    source: str
+    url: str | None = None
+    published: str | None = None
+    outlet: str | None = None
+    passages: int
+
+
+class DocumentView(DocumentSummary):
+    """A document with its text as cleaned for indexing and the ids of its passages."""
+
+    cleaned_text: str
+    passage_ids: list[str]
+
+
+def resolve_passage(index: Index, passage_id: str) -> PassageView:
+    passage = index.passage(passage_id)
+    document = index.document(passage.doc_id) if passage else None
+    if passage is None or document is None:
+        raise passage_not_found(index, passage_id)
+    previous_id, next_id = index.neighbours(passage)
+    return PassageView(
+        passage_id=passage.passage_id,
+        text=passage.text,
+        section=passage.section,
+        ordinal=passage.ordinal,
+        previous_id=previous_id,
+        next_id=next_id,
+        citation=cite(passage, document),
+    )
+
+
+def passage_not_found(index: Index, passage_id: str) -> PassageNotFoundError:
+    """The error for an id no passage of this build has. Ids are ``doc_id:hash`` of the passage
+    text, so an id from an earlier build resolves as long as that text is unchanged; when it is
+    gone but its document is still indexed, the error names the document to look in."""
+    doc_id = passage_id.rpartition(":")[0]
+    if doc_id and index.document(doc_id) is not None:
+        return PassageNotFoundError(
+            f"no passage {passage_id!r} in build {index.build_id}: its text has changed or been removed; "
+            f"its document is still here: /documents/{doc_id}",
+            doc_id=doc_id,
+        )
+    return PassageNotFoundError(f"no passage {passage_id!r} in build {index.build_id}")
+
+
+def summarize(document: DocumentRecord) -> DocumentSummary:
+    return DocumentSummary(
+        doc_id=document.doc_id,
+        title=document.title,
+        author=document.author,
+        source=document.source,
+        url=document.url,
+        published=document.published,
+        outlet=document.outlet,
+        passages=document.n_passages,
+    )
+
+
+def resolve_document(index: Index, doc_id: str) -> DocumentView:
+    document = index.document(doc_id)
+    texts = index.document_text(doc_id) if document else None
+    if document is None or texts is None:
+        raise DocumentNotFoundError(f"no document {doc_id!r} in build {index.build_id}")
+    return DocumentView(
+        **summarize(document).model_dump(),
+        cleaned_text=texts[1],
+        passage_ids=[p.passage_id for p in index.document_passages(doc_id)],
+    )

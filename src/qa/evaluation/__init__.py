@@ -1,0 +1,1 @@
+"""Measure retrieval quality: question files (evidence strings) and BEIR folders."""

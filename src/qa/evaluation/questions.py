@@ -1,0 +1,279 @@
+"""Retrieval quality on a question file: which questions find their evidence, and how high.
+
+A question file is JSON Lines; each line has ``id``, ``question`` and ``evidence`` (strings a
+correct passage contains) or ``"answerable": false``. A passage answers a question when
+it contains one of its evidence strings after folding quotes, dashes, case and
+whitespace (:func:`qa.ingest.cleaning.normalize`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytrec_eval
+
+from qa.embedding.base import Embedder, Vectors
+from qa.errors import IndexStoreError, QAError
+from qa.evaluation.beir import Benchmark, Qrels, load_benchmark
+from qa.index.pipeline import Progress, build_documents, expected_identity
+from qa.index.store import Index, compatibility_problems, current_build_id, read_manifest
+from qa.ingest.chunking import ChunkerConfig
+from qa.ingest.cleaning import normalize
+from qa.search.retrieval import MODES, Answer, Mode, Searcher
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    evidence: tuple[str, ...] = ()
+    answerable: bool = True
+
+
+@dataclass
+class QuestionReport:
+    """Recall@k and MRR over the answerable questions, where each one was found, and abstention.
+
+    ``grounded`` says, for every question, whether the answer cleared the grounding
+    threshold. Abstention is scored as a detector of unanswerable questions: precision
+    is the share of not-grounded answers whose question was unanswerable, recall the
+    share of unanswerable questions answered not grounded.
+    """
+
+    ks: tuple[int, ...]
+    recall: dict[int, float]
+    mrr: float
+    ranks: dict[str, int | None] = field(default_factory=dict)
+    grounded: dict[str, bool] = field(default_factory=dict)
+    grounding_scores: dict[str, float | None] = field(default_factory=dict)
+    answerable: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def abstention_precision(self) -> float | None:
+        flagged = [q for q, g in self.grounded.items() if not g]
+        return sum(not self.answerable[q] for q in flagged) / len(flagged) if flagged else None
+
+    @property
+    def abstention_recall(self) -> float | None:
+        unanswerable = [q for q, a in self.answerable.items() if not a]
+        return sum(not self.grounded[q] for q in unanswerable) / len(unanswerable) if unanswerable else None
+
+    @property
+    def answered_rate(self) -> float | None:
+        """Share of answerable questions whose answer is grounded."""
+        answerable = [q for q, a in self.answerable.items() if a]
+        return sum(self.grounded[q] for q in answerable) / len(answerable) if answerable else None
+
+    def misses(self, k: int) -> list[str]:
+        return [qid for qid, rank in self.ranks.items() if rank is None or rank > k]
+
+
+def load_questions(path: Path) -> list[Question]:
+    questions = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            questions.append(
+                Question(
+                    id=str(raw["id"]),
+                    question=str(raw["question"]),
+                    evidence=tuple(str(e) for e in raw.get("evidence", ())),
+                    answerable=bool(raw.get("answerable", True)),
+                )
+            )
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise QAError(f"{path}:{number}: not a question line ({exc})") from None
+    return questions
+
+
+def contains_evidence(text: str, evidence: Sequence[str]) -> bool:
+    folded = normalize(text)
+    return any(normalize(e) in folded for e in evidence)
+
+
+def first_evidence_rank(answer: Answer, evidence: Sequence[str]) -> int | None:
+    """Rank of the first result whose passage (or a corroborating one listed under it) has evidence."""
+    return next(
+        (
+            r.rank
+            for r in answer.results
+            if any(contains_evidence(t, evidence) for t in [r.text, *(o.text for o in r.also_reported_in)])
+        ),
+        None,
+    )
+
+
+def evaluate_questions(
+    searcher: Searcher,
+    questions: Sequence[Question],
+    ks: tuple[int, ...] = (1, 3, 5),
+    mode: str = "hybrid",
+    group: bool = True,
+) -> QuestionReport:
+    depth = max(ks)
+    ranks: dict[str, int | None] = {}
+    grounded: dict[str, bool] = {}
+    scores: dict[str, float | None] = {}
+    for q in questions:
+        answer = searcher.ask(q.question, depth, mode=mode, group=group)
+        grounded[q.id] = answer.grounded
+        scores[q.id] = answer.grounding_score
+        if q.answerable:
+            ranks[q.id] = first_evidence_rank(answer, q.evidence)
+    n = max(1, len(ranks))
+    recall = {k: sum(1 for r in ranks.values() if r is not None and r <= k) / n for k in ks}
+    mrr = sum(1.0 / r for r in ranks.values() if r is not None) / n
+    answerable = {q.id: q.answerable for q in questions}
+    return QuestionReport(
+        ks=ks, recall=recall, mrr=mrr, ranks=ranks, grounded=grounded, grounding_scores=scores, answerable=answerable
+    )
+
+
+# -- BEIR ---------------------------------------------------------------------------------
+
+#: ``run[query_id][doc_id] = score``, the shape pytrec_eval takes.
+Run = dict[str, dict[str, float]]
+#: What ``qa eval --beir`` reports, by the names used in the BEIR paper.
+BEIR_MEASURES = ("nDCG@10", "Recall@100", "MRR@10")
+
+
+def beir_run(
+    searcher: Searcher, benchmark: Benchmark, mode: Mode, vectors: Vectors, depth: int = 1000, docs: int = 100
+) -> Run:
+    """Each query's ``docs`` best documents; a document scores its best passage's score.
+
+    ``vectors`` are the queries' embeddings, in the order of ``benchmark.queries``;
+    ``depth`` passages are taken from each retriever, enough for ``docs`` distinct documents.
+    """
+    run: Run = {}
+    for (qid, text), vector in zip(benchmark.queries.items(), vectors, strict=True):
+        best: dict[str, float] = {}
+        for hit in searcher.rank(text, vector, mode, depth):
+            if hit.doc_id not in best:
+                best[hit.doc_id] = hit.score
+            if len(best) == docs:
+                break
+        run[qid] = best
+    return run
+
+
+def score_run(qrels: Qrels, run: Run) -> dict[str, float]:
+    """Mean nDCG@10, Recall@100 and MRR@10 of a run over every judged query, computed by pytrec_eval.
+
+    These are trec_eval's own measures, as BEIR reports them (nDCG with linear gains).
+    MRR@10 is trec_eval's reciprocal rank on each query's ten best documents. A judged
+    query that the run has no documents for scores 0 (trec_eval's ``-c``).
+    """
+    judged = {q: r for q, r in qrels.items() if r}
+    if not judged:
+        raise QAError("there are no relevance judgements to score against")
+    full = pytrec_eval.RelevanceEvaluator(judged, {"ndcg_cut.10", "recall.100"}).evaluate(run)
+    top10 = {q: dict(sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))[:10]) for q, docs in run.items()}
+    rr = pytrec_eval.RelevanceEvaluator(judged, {"recip_rank"}).evaluate(top10)
+    n = len(judged)
+    # A query the run has nothing for scores 0, as trec_eval -c does.
+    return {
+        "nDCG@10": sum(full.get(q, {}).get("ndcg_cut_10", 0.0) for q in judged) / n,
+        "Recall@100": sum(full.get(q, {}).get("recall_100", 0.0) for q in judged) / n,
+        "MRR@10": sum(rr.get(q, {}).get("recip_rank", 0.0) for q in judged) / n,
+    }
+
+
+def evaluate_beir(
+    searcher: Searcher, benchmark: Benchmark, modes: Sequence[Mode] = MODES, depth: int = 1000
+) -> dict[str, dict[str, float]]:
+    """``{mode: {measure: value}}`` for each retrieval mode on a benchmark."""
+    vectors = searcher.embedder.embed_batch(list(benchmark.queries.values()))
+    return {mode: score_run(benchmark.qrels, beir_run(searcher, benchmark, mode, vectors, depth)) for mode in modes}
+
+
+def open_beir_index(
+    benchmark: Benchmark,
+    index_dir: Path,
+    embedder: Embedder,
+    config: ChunkerConfig,
+    progress: Progress | None = None,
+) -> Index:
+    """The index of a benchmark's corpus, built first unless ``index_dir`` already holds it.
+
+    Titles are always embedded with the text, as BEIR's published dense baselines do.
+    Vectors already embedded for the same text are reused from the folder's cache.
+    """
+    config = replace(config, embed_title=True)
+    corpus = {"path": str(benchmark.path.resolve()), "sha256": benchmark.fingerprint()}
+    expected = expected_identity(embedder, config)
+    try:
+        manifest = read_manifest(index_dir / current_build_id(index_dir))
+        fresh = not compatibility_problems(manifest, expected) and manifest.get("corpus") == corpus
+    except IndexStoreError:
+        fresh = False
+    if not fresh:
+        build_documents(benchmark.documents, index_dir, embedder, config, corpus, progress)
+    return Index.open(index_dir, expected)
+
+
+def run_beir(
+    path: Path,
+    split: str,
+    index_dir: Path,
+    embedder: Embedder,
+    config: ChunkerConfig,
+    modes: Sequence[Mode] = MODES,
+    progress: Progress | None = None,
+    query_embedder: Embedder | None = None,
+) -> dict[str, Any]:
+    """``qa eval --beir``: index the benchmark's corpus (unless ``index_dir`` already holds it) and score it.
+
+    ``embedder`` builds the index; ``query_embedder`` (default: the same) encodes the queries.
+    """
+    benchmark = load_benchmark(path, split)
+    index = open_beir_index(benchmark, index_dir, embedder, config, progress)
+    try:
+        scores = evaluate_beir(Searcher(index, query_embedder or embedder), benchmark, modes)
+        return {
+            "benchmark": path.resolve().name,
+            "split": split,
+            "queries": len(benchmark.queries),
+            "documents": len(benchmark.documents),
+            "passages": index.passage_count,
+            "build_id": index.build_id,
+            "modes": scores,
+        }
+    finally:
+        index.close()
+
+
+def run_questions(
+    path: Path, index_dir: Path, embedder: Embedder, config: ChunkerConfig, modes: Sequence[Mode] = MODES
+) -> dict[str, Any]:
+    """``qa eval --questions``: Recall@1/3/5, MRR and abstention for each mode over the built index."""
+    questions = load_questions(path)
+    index = Index.open(index_dir, expected_identity(embedder, config))
+    try:
+        searcher = Searcher(index, embedder)
+        figures: dict[str, Any] = {}
+        for mode in modes:
+            report = evaluate_questions(searcher, questions, mode=mode)
+            figures[mode] = {
+                **{f"recall@{k}": v for k, v in report.recall.items()},
+                "mrr": report.mrr,
+                "abstention_precision": report.abstention_precision,
+                "abstention_recall": report.abstention_recall,
+                "answered_rate": report.answered_rate,
+                "misses@3": report.misses(3),
+                "grounding_scores": report.grounding_scores,
+            }
+        return {
+            "questions": len(questions),
+            "unanswerable": sum(not q.answerable for q in questions),
+            "build_id": index.build_id,
+            "modes": figures,
+        }
+    finally:
+        index.close()

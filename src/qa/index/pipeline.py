@@ -1,0 +1,302 @@
+"""The offline half: corpus folder → documents → passages → vectors → a new live build."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa.embedding.base import Embedder, Vectors, model_identity
+from qa.errors import IndexCorruptError, IndexMismatchError, IndexStoreError, RollbackError
+from qa.index.cache import EmbeddingCache, model_key, text_key
+from qa.index.store import (
+    Index,
+    VectorIndexMode,
+    build_lock,
+    choose_vector_index,
+    compatibility_problems,
+    current_build_id,
+    list_builds,
+    previous_build_id,
+    read_manifest,
+    remove_partial_builds,
+    switch_current,
+    write_build,
+)
+from qa.ingest import chunking, cleaning, sentences
+from qa.ingest.chunking import Chunker, ChunkerConfig, Passage
+from qa.ingest.documents import Document, corpus_fingerprint, load_corpus
+from qa.ingest.sentences import split_sentences
+
+log = logging.getLogger(__name__)
+
+#: Called as ``progress(done, total)`` while passages are embedded.
+Progress = Callable[[int, int], None]
+#: Passages handed to the model per call; the model batches further inside.
+EMBED_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    build_id: str
+    documents: int
+    passages: int
+    seconds: float
+    #: Passages whose vectors were computed by this build; the rest came from the cache.
+    embedded: int = 0
+
+
+def expected_identity(embedder: Embedder, config: ChunkerConfig) -> dict[str, Any]:
+    """What a build made now with this model and chunker records, and what opening checks."""
+    return {"model": model_identity(embedder), "chunker": config.describe()}
+
+
+def build_index(
+    corpus_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    config: ChunkerConfig,
+    progress: Progress | None = None,
+    vector_index: VectorIndexMode = "auto",
+) -> BuildReport:
+    """Build the articles in ``corpus_dir`` into a new build under ``index_dir`` and make it live.
+
+    ``vector_index`` (``QA_VECTOR_INDEX``) picks the FAISS index: ``auto`` by the passage
+    count (see :func:`qa.index.store.choose_vector_index`), or ``flat``/``hnsw`` forced.
+    """
+    started = time.perf_counter()
+    with build_lock(index_dir):
+        corpus = {"path": str(corpus_dir), "sha256": corpus_fingerprint(corpus_dir)}
+        documents = load_corpus(corpus_dir)
+        return _build(documents, index_dir, embedder, config, corpus, progress, started, vector_index)
+
+
+def build_documents(
+    documents: Sequence[Document],
+    index_dir: Path,
+    embedder: Embedder,
+    config: ChunkerConfig,
+    corpus: dict[str, Any],
+    progress: Progress | None = None,
+    vector_index: VectorIndexMode = "auto",
+) -> BuildReport:
+    """Build documents that did not come from a folder (a benchmark's corpus file, say)."""
+    started = time.perf_counter()
+    with build_lock(index_dir):
+        return _build(documents, index_dir, embedder, config, corpus, progress, started, vector_index)
+
+
+def _build(
+    documents: Sequence[Document],
+    index_dir: Path,
+    embedder: Embedder,
+    config: ChunkerConfig,
+    corpus: dict[str, Any],
+    progress: Progress | None,
+    started: float,
+    vector_index: VectorIndexMode = "auto",
+) -> BuildReport:
+    remove_partial_builds(index_dir)  # the lock is held: whatever a killed build left is stale
+    identity = model_identity(embedder)
+    cache = EmbeddingCache(index_dir, model_key(identity), embedder.dimension, f"pending-{uuid.uuid4().hex}")
+    try:
+        chunker = Chunker(config, window=embedder)
+        passages, texts = chunk_with_cache(chunker, documents, cache, chunker_key(config, identity))
+        log.info("%d documents, %d passages", len(documents), len(passages))
+        vectors, embedded = embed_with_cache(embedder, texts, cache, progress)
+        manifest = {
+            "model": identity,
+            "chunker": config.describe(),
+            "corpus": corpus,
+            "embedded": embedded,
+            "reused": len(passages) - embedded,
+        }
+        # Sentences are embedded once here, so that answering needs no model call beyond the question.
+        spans = [(i, s, e) for i, passage in enumerate(passages) for s, e in split_sentences(passage.text)]
+        sentence_vectors, _ = embed_with_cache(embedder, [passages[i].text[s:e] for i, s, e in spans], cache)
+        build_id = write_build(
+            index_dir,
+            documents,
+            passages,
+            vectors,
+            manifest,
+            started=started,
+            sentences=(spans, sentence_vectors),
+            vector_index=vector_index,
+        )
+        cache.rename_build(build_id)
+        dropped = cache.retain(list_builds(index_dir))
+    finally:
+        cache.close()
+    seconds = time.perf_counter() - started
+    log.info(
+        "build %s: %d passages (%d embedded, %d from cache; %d cache rows dropped) in %.1f s",
+        build_id,
+        len(passages),
+        embedded,
+        len(passages) - embedded,
+        dropped,
+        seconds,
+    )
+    return BuildReport(build_id, len(documents), len(passages), seconds, embedded)
+
+
+def chunker_key(config: ChunkerConfig, identity: dict[str, Any]) -> str:
+    """What decides passage boundaries besides a document's own text.
+
+    The chunker's parameters, the model's window and tokenizer (its identity), and the
+    source of the modules that clean, split and pack text: a change to any of them, even
+    one that forgets to bump ``CHUNKER_VERSION``, makes every document chunk afresh.
+    """
+    digest = hashlib.sha256(json.dumps([config.describe(), identity], sort_keys=True).encode())
+    digest.update(_chunking_code_digest().encode())
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def _chunking_code_digest() -> str:
+    """sha256 of the source of the modules that decide passage boundaries, read once per process."""
+    digest = hashlib.sha256()
+    for module in (cleaning, chunking, sentences):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()
+
+
+def chunk_key(key: str, chunker: Chunker, doc: Document) -> str:
+    """The cache key of one document's passages: chunker key, id, embedding prefix and text."""
+    data = "\0".join((key, doc.doc_id, chunker.embedding_prefix(doc), doc.text))
+    return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def chunk_with_cache(
+    chunker: Chunker, documents: Sequence[Document], cache: EmbeddingCache, key: str
+) -> tuple[list[Passage], list[str]]:
+    """Passages of every document and the texts the model embeds for them.
+
+    A document whose text, id and embedding prefix are unchanged since a kept build reuses
+    its stored passage boundaries instead of being cleaned, split and counted again.
+    """
+    keys = [chunk_key(key, chunker, doc) for doc in documents]
+    known = cache.get_chunks(keys)
+    fresh: dict[str, list[list[Any]]] = {}
+    passages: list[Passage] = []
+    texts: list[str] = []
+    for doc, k in zip(documents, keys, strict=True):
+        chunks = _passages_from_spans(doc, known[k]) if k in known else None
+        if chunks is None:
+            chunks = chunker.chunk(doc)
+            fresh[k] = [[p.passage_id, p.start, p.end, p.section, p.n_tokens] for p in chunks]
+        passages.extend(chunks)
+        texts.extend(chunker.embedding_texts(doc, chunks))
+    cache.put_chunks(fresh)
+    log.info("%d documents chunked, %d unchanged", len(fresh), len(documents) - len(fresh))
+    return passages, texts
+
+
+def _passages_from_spans(doc: Document, spans: list[list[Any]]) -> list[Passage] | None:
+    """Passages rebuilt from stored boundaries, or ``None`` if the stored row does not fit the text."""
+    passages = []
+    try:
+        for ordinal, (pid, start, end, section, n_tokens) in enumerate(spans):
+            if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(doc.text)):
+                return None
+            passages.append(Passage(str(pid), doc.doc_id, ordinal, start, end, doc.text[start:end], section, n_tokens))
+    except (TypeError, ValueError):
+        return None
+    return passages
+
+
+def embed_with_cache(
+    embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache, progress: Progress | None = None
+) -> tuple[Vectors, int]:
+    """Vectors for ``texts``, from the cache where it has them, else from the model; and how many were new.
+
+    New texts are embedded in large slices (the model sorts each slice by length) and
+    stored after each slice, so progress survives a crash.
+    """
+    if not texts:
+        return np.zeros((0, embedder.dimension), dtype=np.float32), 0
+    keys = [text_key(t) for t in texts]
+    known = cache.get(keys)
+    text_of = dict(zip(keys, texts, strict=True))
+    missing = [k for k in text_of if k not in known]
+    if progress:
+        progress(0, len(missing))
+    for start in range(0, len(missing), EMBED_CHUNK):
+        chunk = missing[start : start + EMBED_CHUNK]
+        vectors = embedder.embed_batch([text_of[k] for k in chunk])
+        cache.put(chunk, vectors)
+        known.update(zip(chunk, vectors, strict=True))
+        if progress:
+            progress(start + len(chunk), len(missing))
+    return np.vstack([known[k] for k in keys]).astype(np.float32, copy=False), len(missing)
+
+
+def stale_reason(
+    corpus_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    config: ChunkerConfig,
+    vector_index: VectorIndexMode = "auto",
+) -> str | None:
+    """Why the live build no longer matches the corpus and settings, or ``None`` if it does."""
+    try:
+        manifest = read_manifest(index_dir / current_build_id(index_dir))
+    except IndexStoreError as exc:
+        return str(exc)
+    expected = expected_identity(embedder, config)
+    problems = compatibility_problems(manifest, expected)
+    if problems:
+        return "; ".join(problems)
+    built_with, encoder = (
+        (manifest.get("model") or {}).get("encoder", "torch"),
+        expected["model"].get("encoder", "torch"),
+    )
+    if built_with != encoder:
+        return f"build {manifest.get('build_id')} was embedded by the {built_with} encoder, settings say {encoder}"
+    if (manifest.get("corpus") or {}).get("sha256") != corpus_fingerprint(corpus_dir):
+        return f"the articles in {corpus_dir} changed since build {manifest.get('build_id')}"
+    wanted = choose_vector_index(int(manifest.get("passages") or 0), vector_index).describe()
+    held = manifest.get("vectors") or {"type": "flat"}
+    if held != wanted:
+        return f"build {manifest.get('build_id')} holds a {held} vector index, settings ask for {wanted}"
+    return None
+
+
+def rollback(index_dir: Path, expected: dict[str, Any] | None = None) -> tuple[str, str]:
+    """Switch CURRENT back to the previous build; return ``(rolled back from, rolled back to)``.
+
+    The previous build is the one CURRENT named when the live build was made (see
+    :func:`qa.index.store.previous_build_id`). It is opened and checked first, exactly as a
+    server would open it, against ``expected`` (see :func:`expected_identity`): a build
+    made with another model or chunker, or a damaged one, is refused and CURRENT is not
+    touched. The switch itself is one ``os.replace``. Builds are never deleted here. A
+    build in progress is waited for (both hold the build lock).
+    """
+    current_build_id(index_dir)  # no index at all: say so before creating the lock file
+    with build_lock(index_dir):
+        current = current_build_id(index_dir)
+        target = previous_build_id(index_dir)
+        if target is None:
+            raise RollbackError(
+                f"there is no previous build to roll back to in {index_dir}: {current} is the only one "
+                f"kept (a rollback does not chain). Build again with `qa build` instead."
+            )
+        try:
+            Index.open_build(index_dir / target, expected).close()
+        except IndexMismatchError as exc:
+            raise IndexMismatchError(f"refusing to roll back to build {target}: {exc}") from None
+        except IndexStoreError as exc:
+            raise IndexCorruptError(f"refusing to roll back to build {target}: {exc}") from None
+        switch_current(index_dir, target)
+    log.info("rolled back %s: CURRENT %s -> %s", index_dir, current, target)
+    return current, target

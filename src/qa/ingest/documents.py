@@ -1,0 +1,314 @@
+"""Read a corpus folder into :class:`Document` objects.
+
+Every ``.txt`` and ``.md`` file under the folder is one document whose ``doc_id`` is
+the file's stem. ``text`` is the file exactly as decoded (no newline translation:
+``\r\n`` and a lone ``\r`` stay in the text), so ``[start, end)`` offsets index the
+stored text's own characters. Title and author are inferred from the text (headline
+line, byline) and a sidecar ``<stem>.meta.json`` with ``title``, ``author``, ``url``,
+``published`` and ``outlet`` overrides them.
+
+One bad file never stops a build: empty and blank files, binary files (NUL bytes, or
+mostly control characters), broken symbolic links, FIFOs, sockets and devices, and
+files that cannot be read are skipped with a warning naming the file; a malformed
+sidecar is ignored with a warning naming it. Text that is not UTF-8 is decoded by
+:func:`decode` (UTF-16 and UTF-32 with a byte-order mark, UTF-8 with stray
+Windows-1252 bytes, Windows-1252, Latin-1).
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import logging
+import re
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qa.errors import CorpusError
+from qa.ingest.cleaning import Block, analyse, byline_author, count_words, title_text
+from qa.ingest.sentences import split_sentences
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = (".txt", ".md")
+META_SUFFIX = ".meta.json"
+META_FIELDS = ("title", "author", "url", "published", "outlet")
+#: A title derived from a first sentence keeps at most this many words.
+TITLE_WORDS = 12
+#: How much of a file's start is inspected to decide that it is binary.
+SNIFF_BYTES = 8192
+#: A file whose inspected start has more than this share of control characters is binary.
+MAX_CONTROL_RATIO = 0.10
+#: The first sentence (for a title) is looked for in this many characters of the first prose block.
+TITLE_SEARCH_CHARS = 4000
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+#: C0 control characters other than tab, line feed, vertical tab, form feed and carriage return, and DEL.
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
+_HIGH_BYTES = bytes(range(0x80, 0x100))
+#: One well-formed multi-byte UTF-8 sequence.
+_UTF8_SEQUENCE_RE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
+_CP1252_FALLBACK = "qa-cp1252-fallback"
+
+
+def _cp1252_fallback(exc: UnicodeError) -> tuple[str, int]:
+    """Decode error handler: bytes that are not UTF-8 are read as Windows-1252 (else Latin-1)."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    bad = exc.object[exc.start : exc.end]
+    return "".join(_single_byte(b) for b in bad), exc.end
+
+
+def _single_byte(byte: int) -> str:
+    try:
+        return bytes([byte]).decode("cp1252")
+    except UnicodeDecodeError:  # the five bytes Windows-1252 leaves undefined
+        return bytes([byte]).decode("latin-1")
+
+
+codecs.register_error(_CP1252_FALLBACK, _cp1252_fallback)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One article: its original text, where it came from, and what is known about it."""
+
+    doc_id: str
+    source: str
+    text: str
+    title: str
+    author: str | None = None
+    url: str | None = None
+    published: str | None = None
+    outlet: str | None = None
+    sha256: str = ""
+    encoding: str = "utf-8"
+    blocks: tuple[Block, ...] = field(default=(), repr=False, compare=False)
+
+
+def load_corpus(corpus_dir: Path) -> list[Document]:
+    """Every readable article under ``corpus_dir``, sorted by source path.
+
+    A file that cannot be read is skipped with a warning naming it; a folder with no
+    articles at all is an error.
+    """
+    if not corpus_dir.is_dir():
+        raise CorpusError(f"corpus folder {corpus_dir} does not exist or is not a folder")
+    documents: list[Document] = []
+    seen: dict[str, str] = {}
+    for path, problem in _candidates(corpus_dir):
+        source = path.relative_to(corpus_dir).as_posix()
+        if problem:
+            log.warning("skipping %s: %s", source, problem)
+            continue
+        if path.stem in seen:
+            log.warning("skipping %s: its id %r is already used by %s", source, path.stem, seen[path.stem])
+            continue
+        try:
+            doc = read_document(path, corpus_dir)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            log.warning("skipping %s: %s", source, exc)
+            continue
+        if doc is None:
+            continue
+        seen[doc.doc_id] = source
+        documents.append(doc)
+    if not documents:
+        raise CorpusError(f"no readable .txt or .md articles in {corpus_dir}")
+    return documents
+
+
+def corpus_files(corpus_dir: Path) -> Iterator[Path]:
+    """Article files under ``corpus_dir`` sorted by source path, hidden files and folders left out."""
+    for path, problem in _candidates(corpus_dir):
+        if not problem:
+            yield path
+
+
+def _candidates(corpus_dir: Path) -> Iterator[tuple[Path, str]]:
+    """Every non-hidden path with an article suffix, and why it cannot be an article ('' if it can).
+
+    Folders with an article suffix are left out silently. Nothing here opens a file, so a
+    FIFO never blocks the build. Symbolic links to folders are not followed (``rglob``).
+    """
+    for path in sorted(corpus_dir.rglob("*"), key=lambda p: p.relative_to(corpus_dir).as_posix()):
+        rel = path.relative_to(corpus_dir)
+        if any(part.startswith(".") for part in rel.parts) or path.suffix.lower() not in SUFFIXES:
+            continue
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            yield path, "it is a broken symbolic link" if path.is_symlink() else "it disappeared"
+            continue
+        except OSError as exc:  # a symlink loop, a permission problem on the way
+            yield path, f"it cannot be examined ({exc.strerror or exc})"
+            continue
+        if stat.S_ISDIR(mode):
+            continue
+        if stat.S_ISREG(mode):
+            yield path, ""
+        else:
+            yield path, f"it is not a regular file (it is a {_file_kind(mode)})"
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "special file"  # pragma: no cover - no other kinds on Linux
+
+
+def corpus_fingerprint(corpus_dir: Path) -> str:
+    """A hash of every article and sidecar file's path and bytes: changes when any of them does.
+
+    A file that cannot be read counts by its path and the error, so the fingerprint
+    changes when it becomes readable.
+    """
+    digest = hashlib.sha256()
+    for path in corpus_files(corpus_dir):
+        for part in (path, path.with_name(path.stem + META_SUFFIX)):
+            if part.is_file():
+                digest.update(part.relative_to(corpus_dir).as_posix().encode() + b"\0")
+                try:
+                    digest.update(hashlib.sha256(part.read_bytes()).digest())
+                except OSError as exc:
+                    digest.update(f"unreadable: {exc.errno}".encode())
+    return digest.hexdigest()
+
+
+def read_document(path: Path, corpus_dir: Path) -> Document | None:
+    """Read one article, or ``None`` (with a warning) when it holds no text."""
+    source = path.relative_to(corpus_dir).as_posix()
+    data = path.read_bytes()
+    text, encoding = decode(data)
+    blocks = tuple(analyse(text))
+    if not blocks:  # nothing but whitespace, a byte-order mark or zero-width spaces
+        log.warning("skipping %s: the file is empty", source)
+        return None
+    title = _headline(text, blocks) or _first_sentence_title(text, blocks) or path.stem
+    author = next(
+        (byline_author(b.text(text)) for b in blocks if b.kind == "byline"),
+        None,
+    )
+    sidecar = path.with_name(path.stem + META_SUFFIX)
+    meta = read_sidecar(sidecar, Path(source).with_name(sidecar.name).as_posix())
+    return Document(
+        doc_id=path.stem,
+        source=source,
+        text=text,
+        title=meta.get("title") or title,
+        author=meta.get("author") or author,
+        url=meta.get("url"),
+        published=meta.get("published"),
+        outlet=meta.get("outlet"),
+        sha256=hashlib.sha256(data).hexdigest(),
+        encoding=encoding,
+        blocks=blocks,
+    )
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """Text of a file and the encoding that read it.
+
+    In order: a byte-order mark decides (UTF-32, UTF-8 — whose mark stays in the text as
+    U+FEFF — or UTF-16); binary data raises ``ValueError`` (a NUL byte or more than
+    ``MAX_CONTROL_RATIO`` control characters in the first ``SNIFF_BYTES``); then UTF-8;
+    then, when the file's well-formed multi-byte UTF-8 sequences are at least a quarter as
+    many as its stray high bytes, UTF-8 with each stray byte read as Windows-1252 (``"utf-8+cp1252"``: text
+    pasted together from two sources); else Windows-1252; else Latin-1, which reads
+    any bytes.
+    """
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding), encoding
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"the file starts with a {encoding} byte-order mark but is not {encoding}") from exc
+    head = data[:SNIFF_BYTES]
+    if b"\0" in head:
+        raise ValueError("the file is binary (it contains NUL bytes)")
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
+    if head and controls > MAX_CONTROL_RATIO * len(head):
+        raise ValueError(f"the file is binary ({controls} of its first {len(head)} bytes are control characters)")
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    high = len(data) - len(data.translate(None, _HIGH_BYTES))
+    sequences = _UTF8_SEQUENCE_RE.findall(data)
+    stray = high - sum(len(m) for m in sequences)
+    # A well-formed multi-byte sequence rarely occurs by accident in Windows-1252 text (it
+    # takes an accented capital followed by punctuation such as ’ or –), so a few of them
+    # outweigh several stray bytes.
+    if sequences and 4 * len(sequences) >= stray:
+        return data.decode("utf-8", errors=_CP1252_FALLBACK), "utf-8+cp1252"
+    for encoding in ("cp1252", "latin-1"):
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    raise ValueError("the file is not text in UTF-8, Windows-1252 or Latin-1")  # pragma: no cover
+
+
+def read_sidecar(path: Path, source: str) -> dict[str, str]:
+    """The sidecar's known fields as strings; a malformed sidecar is ignored with a warning.
+
+    ``source`` is the sidecar's path relative to the corpus folder, used in warnings.
+    """
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        log.warning("ignoring the malformed metadata file %s: %s", source, exc)
+        return {}
+    if not isinstance(raw, dict):
+        log.warning("ignoring the malformed metadata file %s: expected a JSON object", source)
+        return {}
+    unknown = sorted(set(raw) - set(META_FIELDS))
+    if unknown:
+        log.warning("metadata %s: ignoring unknown fields %s", source, ", ".join(unknown))
+    meta: dict[str, str] = {}
+    for key in META_FIELDS:
+        value = raw.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            log.warning("metadata %s: ignoring %s, which is not a string", source, key)
+            continue
+        if str(value).strip():
+            meta[key] = str(value).strip()
+    return meta
+
+
+def _headline(text: str, blocks: tuple[Block, ...]) -> str | None:
+    block = next((b for b in blocks if b.kind == "title"), None)
+    return title_text(block.text(text)) if block else None
+
+
+def _first_sentence_title(text: str, blocks: tuple[Block, ...]) -> str | None:
+    block = next((b for b in blocks if b.kind == "prose"), None)
+    if block is None:
+        return None
+    # Only the start of the block: a one-paragraph article of many megabytes is not split twice.
+    sentences = split_sentences(text, block.start, min(block.end, block.start + TITLE_SEARCH_CHARS))
+    first = " ".join(text[slice(*sentences[0])].split()) if sentences else ""
+    if count_words(first) <= TITLE_WORDS:
+        return first.rstrip(".")
+    words = first.split()
+    return " ".join(words[:TITLE_WORDS]).rstrip(",;:") + "\u2026"

@@ -1,0 +1,3 @@
+"""Search: candidates from the store, fusion, evidence (highlights, grouping, grounding), filters, and
+the answer models.
+"""

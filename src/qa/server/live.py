@@ -1,0 +1,219 @@
+"""The build a running server answers from, swapped for a new one between requests.
+
+:class:`LiveIndex` holds one open :class:`~qa.search.retrieval.Searcher` at a time. A request
+takes a :class:`Lease` on it and gives it back when done; a reload opens the build
+``CURRENT`` now names, makes it the one new leases get, and closes the old build only
+when its last lease is returned, so requests in flight finish on the build they started
+on. A build that cannot be opened (damaged, or made with another model or chunker)
+is logged and the old one keeps serving. A watcher thread polls ``CURRENT`` every
+``interval`` seconds; :meth:`LiveIndex.reload` does the same on demand.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qa.embedding.base import Embedder
+from qa.errors import IndexStoreError, ModelError, QAError
+from qa.index.store import Index, current_build_id
+from qa.search.retrieval import Searcher
+
+log = logging.getLogger(__name__)
+
+
+class NotServing(Exception):
+    """No build is open; ``cause`` says why (``None`` before the first attempt)."""
+
+    def __init__(self, cause: QAError | None) -> None:
+        super().__init__(str(cause) if cause else "no build is open")
+        self.cause = cause
+
+
+@dataclass
+class _Build:
+    searcher: Searcher
+    users: int = 0
+    retired: bool = False
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    changed: bool
+    build_id: str
+    previous_build_id: str | None
+
+
+class Lease:
+    """One request's hold on a build; :meth:`release` exactly once."""
+
+    def __init__(self, owner: LiveIndex, build: _Build) -> None:
+        self._owner = owner
+        self._build: _Build | None = build
+        self.searcher = build.searcher
+
+    def release(self) -> None:
+        build, self._build = self._build, None
+        if build is not None:
+            self._owner._release(build)
+
+
+class LiveIndex:
+    """The open build of ``index_dir``, reloaded when ``CURRENT`` changes.
+
+    ``expected`` is what every build must have been made with (see
+    :func:`qa.index.pipeline.expected_identity`); it is computed once, by the caller.
+    """
+
+    def __init__(self, index_dir: Path, embedder: Embedder, expected: dict[str, Any]) -> None:
+        self.index_dir = index_dir
+        self.embedder = embedder
+        self.expected = expected
+        #: Why nothing is being served (``None`` while a build is open).
+        self.error: QAError | None = None
+        self.reloads_ok = 0
+        self.reloads_failed = 0
+        self._build: _Build | None = None
+        self._failed_build: str | None = None
+        self._lock = threading.Lock()  # guards _build and the lease counts
+        self._reload_lock = threading.Lock()  # one reload at a time (watcher or admin)
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    # -- what requests use ------------------------------------------------------------------
+
+    def acquire(self) -> Lease:
+        """A lease on the open build, or :class:`NotServing`."""
+        with self._lock:
+            build = self._build
+            if build is None:
+                raise NotServing(self.error)
+            build.users += 1
+            return Lease(self, build)
+
+    @contextmanager
+    def lease(self) -> Iterator[Searcher]:
+        held = self.acquire()
+        try:
+            yield held.searcher
+        finally:
+            held.release()
+
+    def current(self) -> Index | None:
+        """The open build, for reading its figures (not for queries: take a lease)."""
+        build = self._build
+        return build.searcher.index if build is not None else None
+
+    # -- opening and reloading ----------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the build CURRENT names now; on failure remember why (the watcher retries later)."""
+        with suppress(IndexStoreError, ModelError):  # logged and remembered by reload
+            self.reload()
+
+    def reload(self, force: bool = False) -> ReloadResult:
+        """Switch to the build CURRENT names if it is not the open one (or ``force``).
+
+        Raises :class:`~qa.errors.IndexStoreError` or :class:`~qa.errors.ModelError` when
+        that build cannot be opened; whatever was open keeps serving.
+        """
+        with self._reload_lock:
+            open_index = self.current()
+            previous = open_index.build_id if open_index is not None else None
+            try:
+                build_id = current_build_id(self.index_dir)
+                if build_id == previous and not force:
+                    return ReloadResult(False, build_id, previous)
+                index = Index.open_build(self.index_dir / build_id, self.expected)
+            except (IndexStoreError, ModelError) as exc:
+                self._failed(exc, previous)
+                raise
+            except Exception as exc:  # an OS or library error the store did not name: still a bad build
+                error = IndexStoreError(f"cannot open the build in {self.index_dir}: {type(exc).__name__}: {exc}")
+                self._failed(error, previous)
+                raise error from exc
+            self._swap(index)
+            self._failed_build = None
+            if previous is not None:
+                self.reloads_ok += 1
+            log.info("now serving build %s (%d passages; was %s)", index.build_id, index.passage_count, previous)
+            return ReloadResult(True, index.build_id, previous)
+
+    def poll(self) -> None:
+        """One watcher step: reload if CURRENT names another build than the open one.
+
+        A build that already failed to open is not retried until CURRENT changes again
+        (an explicit :meth:`reload` always tries).
+        """
+        try:
+            build_id = current_build_id(self.index_dir)
+        except IndexStoreError:
+            return  # nothing new to switch to
+        open_index = self.current()
+        if build_id == self._failed_build or (open_index is not None and build_id == open_index.build_id):
+            return
+        with suppress(IndexStoreError, ModelError):  # logged and counted by reload
+            self.reload()
+
+    def start_watching(self, interval: float) -> None:
+        """Poll CURRENT every ``interval`` seconds on a daemon thread (0 means never)."""
+        if interval <= 0 or self._watcher is not None:
+            return
+        self._watcher = threading.Thread(target=self._watch, args=(interval,), name="qa-reload-watcher", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        """Stop watching and close the open build once its last lease is returned."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=10)
+        with self._lock:
+            build, self._build = self._build, None
+            if build is not None:
+                build.retired = True
+            idle = build is not None and build.users == 0
+        if build is not None and idle:
+            build.searcher.index.close()
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _watch(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.poll()
+            except Exception:  # the watcher must outlive any one bad poll
+                log.exception("checking %s for a new build failed", self.index_dir)
+
+    def _swap(self, index: Index) -> None:
+        with self._lock:
+            old, self._build = self._build, _Build(Searcher(index, self.embedder))
+            self.error = None
+            if old is not None:
+                old.retired = True
+            idle = old is not None and old.users == 0
+        if old is not None and idle:
+            old.searcher.index.close()
+
+    def _release(self, build: _Build) -> None:
+        with self._lock:
+            build.users -= 1
+            idle = build.retired and build.users == 0
+        if idle:
+            build.searcher.index.close()
+
+    def _failed(self, exc: QAError, previous: str | None) -> None:
+        try:
+            self._failed_build = current_build_id(self.index_dir)
+        except IndexStoreError:
+            self._failed_build = None
+        if previous is None:
+            self.error = exc
+            log.error("no index to serve: %s", exc)
+        else:
+            self.reloads_failed += 1
+            log.error("cannot switch to the new build; still serving %s: %s", previous, exc)
