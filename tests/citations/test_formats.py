@@ -32,7 +32,9 @@ META = {
 
 
 def csl_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads(files("qa").joinpath("citations/schemas/csl-data.json").read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads(
+        files("qa").joinpath("citations/schemas/csl-data.json").read_text(encoding="utf-8")
+    )
     return schema
 
 
