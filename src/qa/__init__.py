@@ -1,23 +1,22 @@
 """qa: ranked, verbatim, cited passages from a folder of articles.
 
-The public surface is listed in ``__all__``; everything else is internal.
+The public surface is ``__all__``: what a program that uses qa as a library calls. Build an index
+(:func:`build_index`, :func:`stale_reason`, :func:`rollback`) with an embedder from
+:func:`make_encoder`, open it (:meth:`Index.open`), ask it (:class:`Searcher`), cite what it returns
+(:func:`resolve_passage`, :func:`csl_item`, :func:`bibtex_entry`, :func:`markdown_report`) and check
+quotes against it (:class:`Verifier`); :class:`Settings` holds the configuration and every error
+derives from :class:`QAError`. Everything else is internal and imported from its own module.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("qa")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
-
-from qa.citations.cite import Citation, DocumentSummary, DocumentView, PassageView, format_citation
+from qa.citations.cite import Citation, PassageView, resolve_passage
 from qa.citations.formats import bibtex_entry, csl_item, markdown_report
-from qa.citations.verify import Verifier, VerifyReport, extract_quotes
+from qa.citations.verify import Verifier, VerifyReport
 from qa.config import Settings
-from qa.embedding.base import Embedder, SentenceTransformerEmbedder
-from qa.embedding.onnx import OnnxEmbedder, export_model, make_encoder
+from qa.embedding.base import Embedder
+from qa.embedding.onnx import make_encoder
+from qa.environment import package_version
 from qa.errors import (
     CorpusError,
     DocumentNotFoundError,
@@ -34,21 +33,19 @@ from qa.errors import (
 )
 from qa.index.pipeline import BuildReport, build_index, rollback, stale_reason
 from qa.index.store import Index
-from qa.ingest.chunking import Chunker, ChunkerConfig, Passage
-from qa.ingest.documents import Document, load_corpus
+from qa.ingest.chunking import ChunkerConfig
 from qa.search.retrieval import Answer, Result, Searcher
+
+#: The installed version of qa ("0.0.0" when running from a source tree that was never installed).
+__version__ = package_version("qa", default="0.0.0")
 
 __all__ = [
     "Answer",
     "BuildReport",
-    "Chunker",
     "ChunkerConfig",
     "Citation",
     "CorpusError",
-    "Document",
     "DocumentNotFoundError",
-    "DocumentSummary",
-    "DocumentView",
     "Embedder",
     "Index",
     "IndexCorruptError",
@@ -58,15 +55,12 @@ __all__ = [
     "InvalidQueryError",
     "ModelError",
     "NotFoundError",
-    "OnnxEmbedder",
-    "Passage",
     "PassageNotFoundError",
     "PassageView",
     "QAError",
     "Result",
     "RollbackError",
     "Searcher",
-    "SentenceTransformerEmbedder",
     "Settings",
     "Verifier",
     "VerifyReport",
@@ -74,12 +68,9 @@ __all__ = [
     "bibtex_entry",
     "build_index",
     "csl_item",
-    "export_model",
-    "extract_quotes",
-    "format_citation",
-    "load_corpus",
     "make_encoder",
     "markdown_report",
+    "resolve_passage",
     "rollback",
     "stale_reason",
 ]

@@ -5,16 +5,27 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from importlib.resources import files
-from typing import Any
+from typing import Any, get_args
 
 import bibtexparser
 import jsonschema
 import pytest
 from fastapi.testclient import TestClient
 
-from qa.citations.formats import bibtex_escape, date_parts, parse_authors
+from qa.citations.cite import resolve_passage
+from qa.citations.formats import (
+    CITE_FORMATS,
+    MEDIA_TYPES,
+    CiteFormat,
+    bibtex_escape,
+    date_parts,
+    parse_authors,
+    render_citation,
+)
 from qa.config import Settings
+from qa.errors import InvalidQueryError
 from qa.index.pipeline import build_index
+from qa.index.store import Index
 from qa.ingest.chunking import ChunkerConfig
 from qa.server.app import create_app
 from tests.helpers import FakeEmbedder
@@ -160,6 +171,25 @@ def test_unknown_format_is_422_and_unknown_passage_is_404_in_the_one_shape(clien
     assert missing.status_code == 404
     assert set(missing.json()) == {"error"}
     assert missing.json()["error"]["code"] == "not_found"
+
+
+def test_the_formats_are_one_list_each_with_its_media_type() -> None:
+    assert get_args(CiteFormat) == CITE_FORMATS
+    assert tuple(MEDIA_TYPES) == CITE_FORMATS
+
+
+def test_render_citation_writes_what_the_cite_route_sends(client: TestClient, settings: Settings) -> None:
+    pid = passage_of(client, DOC)["passage_id"]
+    index = Index.open(settings.index_dir)
+    try:
+        view = resolve_passage(index, pid)
+        for fmt in CITE_FORMATS:
+            response = client.get(f"/passages/{pid}/cite", params={"format": fmt})
+            assert response.text == render_citation(view, fmt), fmt
+        with pytest.raises(InvalidQueryError, match="unknown citation format 'ris': use one of markdown, text"):
+            render_citation(view, "ris")
+    finally:
+        index.close()
 
 
 @pytest.mark.parametrize(

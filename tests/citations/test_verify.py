@@ -16,8 +16,8 @@ from qa.citations.verify import Verifier, extract_quotes, fold, key, word_diff
 from qa.cli import commands as cli
 from qa.config import Settings
 from qa.index.store import Index
-from qa.ingest.cleaning import normalize
 from qa.server.app import create_app
+from qa.text import normalize
 from tests.helpers import SEEDS, FakeEmbedder
 
 DOC = "002_9c06afbfd3aef34d"

@@ -15,8 +15,9 @@ from qa.embedding.base import bundled_model_path
 from qa.index.pipeline import build_index
 from qa.index.store import CURRENT, DATABASE
 from qa.ingest.chunking import Chunker, ChunkerConfig, Passage, count_tokens, passage_id
-from qa.ingest.cleaning import analyse, normalize
+from qa.ingest.cleaning import analyse
 from qa.ingest.documents import Document, load_corpus
+from qa.text import normalize
 from tests.helpers import SEEDS, FakeEmbedder
 
 CONFIGS = [ChunkerConfig(32, 0), ChunkerConfig(96, 0), ChunkerConfig(96, 1), ChunkerConfig(256, 2)]

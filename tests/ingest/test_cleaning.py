@@ -11,7 +11,8 @@ from typing import NamedTuple
 
 import pytest
 
-from qa.ingest.cleaning import Block, analyse, byline_author, cleaned_text, count_words, normalize, title_text
+from qa.ingest.cleaning import Block, analyse, byline_author, cleaned_text, title_text
+from qa.text import count_words, normalize
 from tests.helpers import SEEDS
 
 # --------------------------------------------------------------------------- helpers

@@ -33,6 +33,7 @@ class Citation(BaseModel):
 
 
 def cite(passage: PassageRecord, document: DocumentRecord) -> Citation:
+    """The citation of a whole passage of ``document``."""
     return cite_span(document, passage.start, passage.end)
 
 
@@ -78,6 +79,8 @@ class PassageView(BaseModel):
 
 
 class DocumentSummary(BaseModel):
+    """A document's metadata and how many passages it was cut into, without its text."""
+
     doc_id: str
     title: str
     author: str | None
@@ -96,6 +99,11 @@ class DocumentView(DocumentSummary):
 
 
 def resolve_passage(index: Index, passage_id: str) -> PassageView:
+    """The passage ``passage_id`` names in ``index``, with its citation and neighbours.
+
+    Raises :class:`~qa.errors.PassageNotFoundError` (see :func:`passage_not_found`) for an id
+    this build does not have.
+    """
     passage = index.passage(passage_id)
     document = index.document(passage.doc_id) if passage else None
     if passage is None or document is None:
@@ -127,6 +135,7 @@ def passage_not_found(index: Index, passage_id: str) -> PassageNotFoundError:
 
 
 def summarize(document: DocumentRecord) -> DocumentSummary:
+    """A stored document as a :class:`DocumentSummary`."""
     return DocumentSummary(
         doc_id=document.doc_id,
         title=document.title,
@@ -140,6 +149,8 @@ def summarize(document: DocumentRecord) -> DocumentSummary:
 
 
 def resolve_document(index: Index, doc_id: str) -> DocumentView:
+    """The document ``doc_id`` names in ``index``, with its cleaned text and passage ids in order;
+    :class:`~qa.errors.DocumentNotFoundError` when this build has no such document."""
     document = index.document(doc_id)
     texts = index.document_text(doc_id) if document else None
     if document is None or texts is None:

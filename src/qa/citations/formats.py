@@ -12,15 +12,20 @@ quotes with numbered footnotes.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from typing import TYPE_CHECKING, Any, Literal
+
+from qa.errors import InvalidQueryError
+from qa.text import FAMILY_NAME_PARTICLES
 
 if TYPE_CHECKING:
     from qa.citations.cite import PassageView
     from qa.search.retrieval import Answer
 
 CiteFormat = Literal["markdown", "text", "csl-json", "bibtex"]
+#: Every format :func:`render_citation` writes, in the order they are offered.
 CITE_FORMATS: tuple[CiteFormat, ...] = ("markdown", "text", "csl-json", "bibtex")
 #: The media type each format is sent with.
 MEDIA_TYPES: dict[CiteFormat, str] = {
@@ -32,10 +37,17 @@ MEDIA_TYPES: dict[CiteFormat, str] = {
 
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-#: Lower-case words that belong to the family name ("Ludwig van Beethoven" -> "van Beethoven").
-_PARTICLES = frozenset({"van", "von", "der", "den", "de", "del", "della", "di", "da", "du", "la", "le", "ter", "bin"})
 _SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"})
 _AUTHOR_SPLIT_RE = re.compile(r"\s*(?:;|&|\band\b|,(?=\s*\S+\s+\S+))\s*")
+#: A one-comma byline is read as "Family, Given" only when the family part has at most this many
+#: words ("de la Cruz, Ana"); a longer one is a list of names.
+MAX_FAMILY_NAME_WORDS = 3
+#: A BibTeX key is <name><year>-<hash>: the name cut to this many ASCII characters ...
+BIBTEX_KEY_NAME_CHARS = 24
+#: ... and this many hex digits of the passage id's content hash (stable across rebuilds).
+BIBTEX_KEY_HASH_CHARS = 8
+#: Without an author, a BibTeX key starts with the title's first word of four letters or more.
+_TITLE_WORD_RE = re.compile(r"[^\W\d_]{4,}")
 #: One pass over the text, so the backslashes an escape adds are never escaped again.
 _BIBTEX_ESCAPES = str.maketrans(
     {
@@ -77,7 +89,12 @@ def parse_authors(author: str | None) -> list[dict[str, str]]:
         return []
     if text.count(",") == 1 and " and " not in text and "&" not in text and ";" not in text:
         family, given = (p.strip() for p in text.split(","))
-        if family and given and len(family.split()) <= 3 and given.casefold().rstrip(".") not in _SUFFIXES:
+        if (
+            family
+            and given
+            and len(family.split()) <= MAX_FAMILY_NAME_WORDS
+            and given.casefold().rstrip(".") not in _SUFFIXES
+        ):
             return [{"family": family, "given": given}]
     names = [n for n in _AUTHOR_SPLIT_RE.split(text) if n]
     return [_one_name(n) for n in names]
@@ -93,7 +110,7 @@ def _one_name(name: str) -> dict[str, str]:
         return {"literal": name}
     cut = len(words) - 1
     particle = cut
-    while particle > 1 and words[particle - 1].islower() and words[particle - 1] in _PARTICLES:
+    while particle > 1 and words[particle - 1].islower() and words[particle - 1] in FAMILY_NAME_PARTICLES:
         particle -= 1
     out = {"family": words[-1], "given": " ".join(words[:particle])}
     if particle < cut:
@@ -147,13 +164,13 @@ def bibtex_key(view: PassageView) -> str:
     the same passage text in any build."""
     authors = parse_authors(view.citation.author)
     first = authors[0] if authors else {}
-    title_word = next((w for w in re.findall(r"[^\W\d_]{4,}", view.citation.title)), "")
+    title_word = next((w for w in _TITLE_WORD_RE.findall(view.citation.title)), "")
     name = first.get("family") or first.get("literal") or title_word or view.citation.doc_id
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    stem = re.sub(r"[^A-Za-z0-9]+", "", ascii_name).lower()[:24] or "anon"
+    stem = re.sub(r"[^A-Za-z0-9]+", "", ascii_name).lower()[:BIBTEX_KEY_NAME_CHARS] or "anon"
     parts = date_parts(view.citation.published)
     year = str(parts[0]) if parts else "nd"
-    digest = view.passage_id.rsplit(":", 1)[-1][:8]
+    digest = view.passage_id.rsplit(":", 1)[-1][:BIBTEX_KEY_HASH_CHARS]
     return f"{stem}{year}-{digest}"
 
 
@@ -188,6 +205,20 @@ def _bibtex_name(name: dict[str, str]) -> str:
     if "suffix" in name:
         out += ", " + bibtex_escape(name["suffix"])
     return f"{out}, {bibtex_escape(name['given'])}"
+
+
+def render_citation(view: PassageView, fmt: str) -> str:
+    """The passage's citation in ``fmt`` (one of :data:`CITE_FORMATS`), to be sent as ``MEDIA_TYPES[fmt]``;
+    CSL-JSON is a list of one item, as citation processors read it."""
+    if fmt == "markdown":
+        return view.citation.markdown
+    if fmt == "text":
+        return view.citation.formatted
+    if fmt == "csl-json":
+        return json.dumps([csl_item(view)], ensure_ascii=False, indent=2)
+    if fmt == "bibtex":
+        return bibtex_entry(view)
+    raise InvalidQueryError(f"unknown citation format {fmt!r}: use one of {', '.join(CITE_FORMATS)}")
 
 
 def markdown_report(answer: Answer) -> str:

@@ -4,7 +4,7 @@ A draft is one quote or a whole Markdown text. Its quotes are the “curly” an
 quoted stretches of at least :data:`MIN_WORDS` words, and the ``>`` block quotes (see
 :func:`extract_quotes`); a text with neither is taken as one quote.
 
-Matching is exact after :func:`qa.ingest.cleaning.normalize` folding (quotes, dashes, case,
+Matching is exact after :func:`qa.text.normalize` folding (quotes, dashes, case,
 whitespace; spaces beside a dash are ignored too, see :func:`key`). Each document's
 source text is folded once per build into one string with a map from every folded
 character back to its source offset, so a quote is found with ``str.find`` and reported
@@ -30,16 +30,19 @@ from pydantic import BaseModel, Field
 
 from qa.citations.cite import Citation, cite_span
 from qa.index.store import DocumentRecord, Index, PassageRecord
-from qa.ingest.cleaning import normalize
 from qa.ingest.sentences import split_sentences
+from qa.text import normalize, quote_words
 
-#: Quoted stretches shorter than this many words are names, titles or scare quotes, not quotations.
+#: Quoted stretches shorter than this many words (:func:`qa.text.quote_words`) are names, titles or
+#: scare quotes, not quotations.
 MIN_WORDS = 5
 #: Candidates (by shared words) whose difflib ratio is computed for a quote that is not found.
 CANDIDATES = 30
+#: Decimals a closest stretch's similarity is reported with.
+SIMILARITY_DECIMALS = 4
 
-_WORD_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _INLINE_RE = re.compile(r"“([^“”\n]+?)”|\"([^\"\n]+?)\"")
+#: Up to three spaces before a block quote, fence or footnote definition: CommonMark's indentation limit.
 _BLOCK_RE = re.compile(r"^ {0,3}>[ >]?")
 _FENCE_RE = re.compile(r"^ {0,3}(```|~~~)")
 _FOOTNOTE_RE = re.compile(r"\[\^[^\]\s]+\]")
@@ -85,6 +88,8 @@ class Closest(BaseModel):
 
 
 class QuoteCheck(BaseModel):
+    """One quote of a draft: where it occurs verbatim, or the closest stretch of an article."""
+
     quote: str = Field(description="The quote as extracted from the draft.")
     kind: QuoteKind
     line: int = Field(description="Line of the draft where the quote starts, from 1.")
@@ -94,6 +99,8 @@ class QuoteCheck(BaseModel):
 
 
 class VerifyReport(BaseModel):
+    """Every quote of a draft checked against one build, and how many were found verbatim."""
+
     quotes: list[QuoteCheck]
     supported: int = Field(description="Quotes found verbatim.")
     unsupported: int = Field(description="Quotes not found.")
@@ -102,6 +109,8 @@ class VerifyReport(BaseModel):
 
 @dataclass(frozen=True)
 class Quote:
+    """A quote as extracted from a draft, before it is checked."""
+
     text: str
     kind: QuoteKind
     line: int
@@ -120,7 +129,7 @@ def extract_quotes(draft: str, min_words: int = MIN_WORDS) -> list[Quote]:
     def close_block() -> None:
         text = " ".join(" ".join(block).split())
         text = _ESCAPE_RE.sub(r"\1", _FOOTNOTE_RE.sub("", text)).strip()
-        if text and count_words(text) > 0:
+        if text and quote_words(text):
             quotes.append(Quote(text, "block", block_line))
         block.clear()
 
@@ -154,17 +163,13 @@ def extract_quotes(draft: str, min_words: int = MIN_WORDS) -> list[Quote]:
             continue
         for m in _INLINE_RE.finditer(line):
             text = (m.group(1) or m.group(2)).strip()
-            if count_words(text) >= min_words:
+            if len(quote_words(text)) >= min_words:
                 quotes.append(Quote(text, "inline", number))
     quotes.sort(key=lambda q: q.line)
     if not quotes and draft.strip():
         text = " ".join(draft.split())
         return [Quote(text, "text", 1)]
     return quotes
-
-
-def count_words(text: str) -> int:
-    return len(_WORD_RE.findall(text))
 
 
 @dataclass(frozen=True)
@@ -205,7 +210,7 @@ def fold(text: str) -> Folded:
 
 
 def key(text: str) -> str:
-    """:func:`qa.ingest.cleaning.normalize`, and no space beside a dash ("everyone—especially" and
+    """:func:`qa.text.normalize`, and no space beside a dash ("everyone—especially" and
     "everyone – especially" are the same words): what a quote must equal to be verbatim."""
     return _DASH_SPACE_RE.sub("-", normalize(text))
 
@@ -245,7 +250,7 @@ class Verifier:
         for d in self._documents:
             for p in d.passages:
                 spans = [(p.start + s, p.start + e) for s, e in split_sentences(p.text)]
-                words = [tuple(_WORD_RE.findall(normalize(d.source[s:e]))) for s, e in spans]
+                words = [tuple(quote_words(normalize(d.source[s:e]))) for s, e in spans]
                 self._sentences.append((p, [(s, e, w) for (s, e), w in zip(spans, words, strict=True)]))
 
     def verify(self, draft: str) -> VerifyReport:
@@ -260,7 +265,7 @@ class Verifier:
         if not matches:
             # A sentence quoted with its full stop inside the quote marks, or without it.
             trimmed = quote.text.rstrip(_TRAILING_PUNCT + " ")
-            if trimmed != quote.text and count_words(trimmed) > 0:
+            if trimmed != quote.text and quote_words(trimmed):
                 matches = list(self.find(trimmed))
         if matches:
             return QuoteCheck(quote=quote.text, kind=quote.kind, line=quote.line, found=True, matches=matches)
@@ -290,7 +295,7 @@ class Verifier:
     def closest(self, quote: str) -> Closest | None:
         """The sentence run nearest to ``quote`` by difflib ratio over folded words, among the
         candidates sharing the most words with it."""
-        q_words = tuple(_WORD_RE.findall(normalize(quote)))
+        q_words = tuple(quote_words(normalize(quote)))
         if not q_words:
             return None
         wanted = set(q_words)
@@ -324,7 +329,7 @@ class Verifier:
             passage_id=passage.passage_id,
             passage_text=passage.text,
             sentence=source[stretch.start : stretch.end],
-            similarity=round(ratio, 4),
+            similarity=round(ratio, SIMILARITY_DECIMALS),
             citation=cite_span(document, stretch.start, stretch.end),
             differences=word_diff(quote, source[stretch.start : stretch.end]),
         )
@@ -348,8 +353,8 @@ def aligned_ratio(quote: tuple[str, ...], source: tuple[str, ...]) -> float:
 def word_diff(quote: str, source: str) -> list[WordDiff]:
     """The words that differ between ``quote`` and ``source`` (compared folded, shown as written);
     source words before the quote's first matching word and after its last are left out."""
-    a = _WORD_RE.findall(quote)
-    b = _WORD_RE.findall(source)
+    a = quote_words(quote)
+    b = quote_words(source)
     matcher = difflib.SequenceMatcher(None, [normalize(w) for w in a], [normalize(w) for w in b], autojunk=False)
     out: list[WordDiff] = []
     ops = matcher.get_opcodes()

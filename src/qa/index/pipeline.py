@@ -47,6 +47,8 @@ EMBED_CHUNK = 256
 
 @dataclass(frozen=True)
 class BuildReport:
+    """What :func:`build_index` made: the new build's id, its counts and how long it took."""
+
     build_id: str
     documents: int
     passages: int

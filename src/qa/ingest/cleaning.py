@@ -24,19 +24,16 @@ always into the original text, so whatever is kept can be cited verbatim.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from qa.text import BYLINE_NAME_WORDS, SPACES, count_words
+from qa.text import normalize as normalize  # re-exported for qa.evaluation.questions until it imports qa.text
+
 BlockKind = Literal["title", "heading", "byline", "prose", "boilerplate"]
 
-#: Characters stripped from both ends of a block besides ordinary whitespace.
-_EDGE_CHARS = (
-    " \t\r\n\f\v\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u202f\u205f\u3000\ufeff"
-)
 _LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n|$)")
-_WORD_RE = re.compile(r"[^\W_]+(?:['\u2019.\-][^\W_]+)*")
 #: A block that ends like a sentence: terminal punctuation, then closing quotes or brackets.
 _SENTENCE_END_RE = re.compile(r"[.!?\u2026](?:[\"'\u201d\u2019)\]]*)$")
 
@@ -46,9 +43,44 @@ MIN_SENTENCE_WORDS = 4
 MIN_UNPUNCTUATED_PROSE_WORDS = 16
 #: Widget and navigation vocabulary only applies to lines this short.
 MAX_WIDGET_WORDS = 12
+#: A first heading of more words than this is not the title (only a Markdown heading can be this
+#: long: other headings have fewer than MIN_UNPUNCTUATED_PROSE_WORDS).
+MAX_TITLE_WORDS = 25
+#: A line that starts with a bare "By" and ends like a sentence is read as a sentence, not a
+#: byline, when it has more words than this ("By Monday, officials had left the town.").
+MAX_BYLINE_SENTENCE_WORDS = 4
+#: A name after a bare "By" has at most this many words.
+MAX_BYLINE_NAME_WORDS = 6
+#: A line with this many disclaimer cues is a disclaimer at any length ...
+MIN_DISCLAIMER_CUES = 2
+#: ... and a line with one cue only when it has at most this many words ("Privacy policy").
+MAX_ONE_CUE_DISCLAIMER_WORDS = 6
+#: A menu or breadcrumb is at least this many items, each of at most MAX_MENU_ITEM_WORDS words.
+MIN_MENU_ITEMS = 2
+MAX_MENU_ITEM_WORDS = 4
+
+# Hard-wrapped text (see _wrap_width). Chosen by hand in d603162, no measurement recorded; what
+# checks them is tests/ingest/test_cleaning.py (articles wrapped at 60, 72 and 79 characters are
+# rejoined; a short page with long paragraphs is not). Measured with them: none of the 5 seeds,
+# the 24 SQuAD articles or the 5,183 SciFact abstracts is taken as hard-wrapped.
 #: Hard-wrapped text is wrapped at a width in this range (characters).
 MIN_WRAP_WIDTH = 40
 MAX_WRAP_WIDTH = 100
+#: The wrap width is the length of the line at this quantile of line lengths (the longest few
+#: lines, a URL or a table row, do not set it).
+WRAP_WIDTH_QUANTILE = 0.95
+#: A line is *filled* when it reaches this share of the wrap width; in wrapped text a filled
+#: line is continued by the next one.
+FILLED_SHARE = 0.6
+#: Wrapped text has at least this many filled lines ...
+MIN_FILLED_LINES = 3
+#: ... and at least this share of its lines filled ...
+MIN_FILLED_LINE_SHARE = 0.3
+#: ... and at most this share of its lines *overlong*: longer than the width by more than
+#: OVERLONG_SLACK_CHARS or OVERLONG_SLACK_SHARE of the width, whichever is more.
+MAX_OVERLONG_LINE_SHARE = 0.05
+OVERLONG_SLACK_CHARS = 8
+OVERLONG_SLACK_SHARE = 0.1
 
 _IMAGE_RE = re.compile(
     r"(?i)(?:\b[\w\-]+\.(?:jpe?g|png|gif|webp|svg|bmp|tiff?|heic|avif)\b"
@@ -126,39 +158,12 @@ _BYLINE_NAME_END_RE = re.compile(
     r"\s*(?:[,;|/\u00bb\u00ab\u203a\u2039\u2022\u00b7]|\s[-\u2013\u2014]\s|\s+on\s+\w|\s+\(|\s+\d"
     rf"|\s+{_MONTHS}\s+\d|\s+(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day\b)"
 )
-#: Lower-case words that may sit inside names ("Ana de la Cruz and Li Wei"); every other word of a
-#: name after a bare "By" is capitalised.
-_NAME_PARTICLES = frozenset(
-    ["and", "&", "de", "da", "del", "della", "der", "den", "di", "du", "la", "le", "van", "von", "bin", "al", "y"]
-)
 #: Markdown emphasis around words ("**bold**", "_italic_"), never inside a word ("snake_case").
 _MARKDOWN_EMPHASIS_RE = re.compile(r"(?<!\w)(\*{1,3}|_{1,3})(?=\S)(.+?)(?<=\S)\1(?!\w)")
 #: A markdown link or image: only its text counts when matching widget vocabulary.
 _MARKDOWN_LINK_RE = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _MARKDOWN_HEADING_RE = re.compile(r"^#{1,6}\s+")
 _MARKDOWN_LIST_RE = re.compile(r"^(?:[-*+]|\d+[.)])\s+")
-_QUOTE_TRANS = str.maketrans(
-    {
-        "\u2018": "'",
-        "\u2019": "'",
-        "\u201a": "'",
-        "\u201b": "'",
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u201e": '"',
-        "\u201f": '"',
-        "\u2032": "'",
-        "\u2033": '"',
-        "\u2010": "-",
-        "\u2011": "-",
-        "\u2012": "-",
-        "\u2013": "-",
-        "\u2014": "-",
-        "\u2015": "-",
-        "\u2212": "-",
-        "\u30fc": "-",
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,16 +177,6 @@ class Block:
 
     def text(self, source: str) -> str:
         return source[self.start : self.end]
-
-
-def normalize(text: str) -> str:
-    """Fold quotes, dashes, case and whitespace, for comparing strings written differently."""
-    folded = unicodedata.normalize("NFKC", text).translate(_QUOTE_TRANS).casefold()
-    return " ".join(folded.split())
-
-
-def count_words(text: str) -> int:
-    return len(_WORD_RE.findall(text))
 
 
 def analyse(text: str) -> list[Block]:
@@ -200,7 +195,11 @@ def analyse(text: str) -> list[Block]:
 
     # The headline: the first block of content, when it is short and not a sentence.
     first = next((i for i, (k, _) in enumerate(kinds) if k not in ("boilerplate", "byline")), None)
-    if first is not None and kinds[first][0] == "heading" and count_words(text[slice(*spans[first])]) <= 25:
+    if (
+        first is not None
+        and kinds[first][0] == "heading"
+        and count_words(text[slice(*spans[first])]) <= MAX_TITLE_WORDS
+    ):
         kinds[first] = ("title", "")
 
     # A short non-sentence line is a heading only when prose follows it.
@@ -217,28 +216,32 @@ def byline_author(line: str) -> str | None:
     A line that starts with a bare "By" is a byline only when capitalised words follow
     and it does not read as a sentence ("By Monday, officials had left the town.").
     """
-    stripped = _bare(line.strip(_EDGE_CHARS)).strip(_EDGE_CHARS + "*_")
+    stripped = _bare(line.strip(SPACES)).strip(SPACES + "*_")
     match = _BYLINE_RE.match(stripped)
     if match is None:
         return None
-    name = match.group("name").strip(_EDGE_CHARS)
+    name = match.group("name").strip(SPACES)
     end = _BYLINE_NAME_END_RE.search(name)
     if end is not None:
         name = name[: end.start()]
-    name = name.strip(_EDGE_CHARS + ".:;-\u2013\u2014|*_")
+    name = name.strip(SPACES + ".:;-\u2013\u2014|*_")
     if not name:
         return None
     if match.group("marker") is None:
         words = name.split()
-        sentence = bool(_SENTENCE_END_RE.search(stripped)) and count_words(stripped) > 4
-        if sentence or len(words) > 6 or not all(w[0].isupper() or w in _NAME_PARTICLES for w in words):
+        sentence = bool(_SENTENCE_END_RE.search(stripped)) and count_words(stripped) > MAX_BYLINE_SENTENCE_WORDS
+        if (
+            sentence
+            or len(words) > MAX_BYLINE_NAME_WORDS
+            or not all(w[0].isupper() or w in BYLINE_NAME_WORDS for w in words)
+        ):
             return None
     return name
 
 
 def title_text(line: str) -> str:
     """A headline line as a title: markdown markers, emphasis and surrounding space removed."""
-    stripped = _MARKDOWN_HEADING_RE.sub("", line.strip(_EDGE_CHARS))
+    stripped = _MARKDOWN_HEADING_RE.sub("", line.strip(SPACES))
     stripped = _MARKDOWN_EMPHASIS_RE.sub(r"\2", stripped)
     return " ".join(stripped.strip("*_ ").split())
 
@@ -258,7 +261,7 @@ def _classify_alone(line: str) -> tuple[BlockKind, str]:
     if _IMAGE_RE.search(line) and words <= MAX_WIDGET_WORDS:
         return "boilerplate", "image"
     cues = sum(1 for cue in _DISCLAIMER_CUES if cue.search(line))
-    if cues >= 2 or (cues == 1 and words <= 6):
+    if cues >= MIN_DISCLAIMER_CUES or (cues == 1 and words <= MAX_ONE_CUE_DISCLAIMER_WORDS):
         return "boilerplate", "disclaimer"
     if words <= MAX_WIDGET_WORDS:
         bare = _bare(line)
@@ -291,7 +294,7 @@ def _bare(line: str) -> str:
 def _is_menu(line: str) -> bool:
     """Two or more short items separated by bars, bullets or arrows: a menu or breadcrumb."""
     parts = [p for p in _NAV_SEPARATORS_RE.split(line) if p.strip()]
-    return len(parts) >= 2 and all(count_words(p) <= 4 for p in parts)
+    return len(parts) >= MIN_MENU_ITEMS and all(count_words(p) <= MAX_MENU_ITEM_WORDS for p in parts)
 
 
 def _physical_lines(text: str) -> Iterator[tuple[int, int]]:
@@ -305,9 +308,9 @@ def _physical_lines(text: str) -> Iterator[tuple[int, int]]:
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start] in _EDGE_CHARS:
+    while start < end and text[start] in SPACES:
         start += 1
-    while end > start and text[end - 1] in _EDGE_CHARS:
+    while end > start and text[end - 1] in SPACES:
         end -= 1
     return start, end
 
@@ -325,15 +328,7 @@ def _logical_lines(text: str) -> Iterator[tuple[int, int]]:
     lengths = sorted(e - s for s, e in lines if e > s)
     if not lengths:
         return
-    width = lengths[int(0.95 * (len(lengths) - 1))]
-    filled = sum(1 for n in lengths if n >= 0.6 * width)
-    overlong = sum(1 for n in lengths if n > width + max(8, 0.1 * width))
-    wrapped = (
-        MIN_WRAP_WIDTH <= width <= MAX_WRAP_WIDTH
-        and filled >= 3
-        and filled >= 0.3 * len(lengths)
-        and overlong <= 0.05 * len(lengths)
-    )
+    width = _wrap_width(lengths)
 
     current: tuple[int, int] | None = None
     for s, e in lines:
@@ -344,9 +339,9 @@ def _logical_lines(text: str) -> Iterator[tuple[int, int]]:
             continue
         line = text[s:e]
         joins = (
-            wrapped
+            width is not None
             and current is not None
-            and current[1] - _line_start(text, current[1]) >= 0.6 * width
+            and current[1] - _line_start(text, current[1]) >= FILLED_SHARE * width
             and not _MARKDOWN_LIST_RE.match(line)
             and not _MARKDOWN_HEADING_RE.match(line)
         )
@@ -358,6 +353,21 @@ def _logical_lines(text: str) -> Iterator[tuple[int, int]]:
             current = (s, e)
     if current is not None:
         yield current
+
+
+def _wrap_width(lengths: list[int]) -> int | None:
+    """The width the text is hard-wrapped at, from its sorted non-blank line lengths; ``None`` when
+    it is not hard-wrapped."""
+    width = lengths[int(WRAP_WIDTH_QUANTILE * (len(lengths) - 1))]
+    filled = sum(1 for n in lengths if n >= FILLED_SHARE * width)
+    overlong = sum(1 for n in lengths if n > width + max(OVERLONG_SLACK_CHARS, OVERLONG_SLACK_SHARE * width))
+    wrapped = (
+        MIN_WRAP_WIDTH <= width <= MAX_WRAP_WIDTH
+        and filled >= MIN_FILLED_LINES
+        and filled >= MIN_FILLED_LINE_SHARE * len(lengths)
+        and overlong <= MAX_OVERLONG_LINE_SHARE * len(lengths)
+    )
+    return width if wrapped else None
 
 
 def _line_start(text: str, pos: int) -> int:

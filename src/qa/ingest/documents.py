@@ -28,8 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.errors import CorpusError
-from qa.ingest.cleaning import Block, analyse, byline_author, count_words, title_text
+from qa.files import sha256_file
+from qa.ingest.cleaning import Block, analyse, byline_author, title_text
 from qa.ingest.sentences import split_sentences
+from qa.text import count_words
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,9 @@ SNIFF_BYTES = 8192
 MAX_CONTROL_RATIO = 0.10
 #: The first sentence (for a title) is looked for in this many characters of the first prose block.
 TITLE_SEARCH_CHARS = 4000
+#: Text that is not UTF-8 is read as UTF-8 with stray Windows-1252 bytes when it has at least one
+#: well-formed multi-byte UTF-8 sequence per this many stray high bytes (see :func:`decode`).
+STRAY_BYTES_PER_UTF8_SEQUENCE = 4
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -185,7 +190,7 @@ def corpus_fingerprint(corpus_dir: Path) -> str:
             if part.is_file():
                 digest.update(part.relative_to(corpus_dir).as_posix().encode() + b"\0")
                 try:
-                    digest.update(hashlib.sha256(part.read_bytes()).digest())
+                    digest.update(bytes.fromhex(sha256_file(part)))
                 except OSError as exc:
                     digest.update(f"unreadable: {exc.errno}".encode())
     return digest.hexdigest()
@@ -255,7 +260,7 @@ def decode(data: bytes) -> tuple[str, str]:
     # A well-formed multi-byte sequence rarely occurs by accident in Windows-1252 text (it
     # takes an accented capital followed by punctuation such as ’ or –), so a few of them
     # outweigh several stray bytes.
-    if sequences and 4 * len(sequences) >= stray:
+    if sequences and STRAY_BYTES_PER_UTF8_SEQUENCE * len(sequences) >= stray:
         return data.decode("utf-8", errors=_CP1252_FALLBACK), "utf-8+cp1252"
     for encoding in ("cp1252", "latin-1"):
         try:

@@ -14,11 +14,10 @@ from importlib.metadata import version
 
 from sentencex import segment
 
+from qa.text import SPACES
+
 SPLITTER = f"sentencex-{version('sentencex')}"
 _LANGUAGE = "en"
-_SPACE = (
-    " \t\r\n\f\v\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u202f\u205f\u3000\ufeff"
-)
 
 
 def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
@@ -29,9 +28,9 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
     for piece in segment(_LANGUAGE, text[start:stop]):
         s, e = pos, pos + len(piece)
         pos = e
-        while s < e and text[s] in _SPACE:
+        while s < e and text[s] in SPACES:
             s += 1
-        while e > s and text[e - 1] in _SPACE:
+        while e > s and text[e - 1] in SPACES:
             e -= 1
         if e > s:
             spans.append((s, e))
