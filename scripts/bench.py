@@ -47,7 +47,8 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from qa.config import Settings
-from qa.embedding.onnx import make_encoder, model_folder
+from qa.embedding.factory import make_encoder
+from qa.embedding.onnx import model_folder
 from qa.index.pipeline import build_index
 from qa.index.store import Index, current_build_id
 from qa.ingest.chunking import ChunkerConfig
@@ -254,7 +255,8 @@ def bench_build(corpus: Path, config: ChunkerConfig, raw: SentenceTransformer, r
 _STAGES = """
 import json, sys, time
 t0 = time.perf_counter()
-from qa.embedding.onnx import make_encoder, model_folder
+from qa.embedding.factory import make_encoder
+from qa.embedding.onnx import model_folder
 from qa.index.store import Index
 t1 = time.perf_counter()
 embedder = make_encoder(None, sys.argv[1])

@@ -17,7 +17,9 @@ from qa.citations.formats import bibtex_entry, csl_item, markdown_report
 from qa.citations.verify import Verifier, VerifyReport, extract_quotes
 from qa.config import Settings
 from qa.embedding.base import Embedder, SentenceTransformerEmbedder
-from qa.embedding.onnx import OnnxEmbedder, export_model, make_encoder
+from qa.embedding.export import export_model
+from qa.embedding.factory import make_encoder
+from qa.embedding.onnx import OnnxEmbedder
 from qa.errors import (
     CorpusError,
     DocumentNotFoundError,

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from markdown_it import MarkdownIt
 
+from qa import service
 from qa.cli import commands as cli
 from qa.config import Settings
 from qa.index.store import Index
@@ -49,12 +50,12 @@ def fake_model(monkeypatch: pytest.MonkeyPatch) -> list[ClosableFakeEmbedder]:
             monkeypatch.delenv(name)
     made: list[ClosableFakeEmbedder] = []
 
-    def make(settings: Settings, role: str = "query") -> ClosableFakeEmbedder:
+    def make(model: str | None, encoder: str, batch_size: int = 32, threads: int | None = None) -> ClosableFakeEmbedder:
         embedder = ClosableFakeEmbedder()
         made.append(embedder)
         return embedder
 
-    monkeypatch.setattr(cli, "_embedder", make)
+    monkeypatch.setattr(service, "make_encoder", make)
     return made
 
 

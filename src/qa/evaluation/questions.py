@@ -24,6 +24,7 @@ from qa.index.store import Index, compatibility_problems, current_build_id, read
 from qa.ingest.chunking import ChunkerConfig
 from qa.ingest.cleaning import normalize
 from qa.search.retrieval import MODES, Answer, Mode, Searcher
+from qa.service import Expected, open_searcher, open_store
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,13 @@ def open_beir_index(
     Titles are always embedded with the text, as BEIR's published dense baselines do.
     Vectors already embedded for the same text are reused from the folder's cache.
     """
+    return open_store(index_dir, _beir_build(benchmark, index_dir, embedder, config, progress))
+
+
+def _beir_build(
+    benchmark: Benchmark, index_dir: Path, embedder: Embedder, config: ChunkerConfig, progress: Progress | None
+) -> Expected:
+    """Build the benchmark's corpus into ``index_dir`` unless it holds it already; what opening it expects."""
     config = replace(config, embed_title=True)
     corpus = {"path": str(benchmark.path.resolve()), "sha256": benchmark.fingerprint()}
     expected = expected_identity(embedder, config)
@@ -215,7 +223,7 @@ def open_beir_index(
         fresh = False
     if not fresh:
         build_documents(benchmark.documents, index_dir, embedder, config, corpus, progress)
-    return Index.open(index_dir, expected)
+    return expected
 
 
 def run_beir(
@@ -233,9 +241,11 @@ def run_beir(
     ``embedder`` builds the index; ``query_embedder`` (default: the same) encodes the queries.
     """
     benchmark = load_benchmark(path, split)
-    index = open_beir_index(benchmark, index_dir, embedder, config, progress)
+    expected = _beir_build(benchmark, index_dir, embedder, config, progress)
+    searcher = open_searcher(index_dir, query_embedder or embedder, expected)
+    index = searcher.index
     try:
-        scores = evaluate_beir(Searcher(index, query_embedder or embedder), benchmark, modes)
+        scores = evaluate_beir(searcher, benchmark, modes)
         return {
             "benchmark": path.resolve().name,
             "split": split,
@@ -254,9 +264,9 @@ def run_questions(
 ) -> dict[str, Any]:
     """``qa eval --questions``: Recall@1/3/5, MRR and abstention for each mode over the built index."""
     questions = load_questions(path)
-    index = Index.open(index_dir, expected_identity(embedder, config))
+    searcher = open_searcher(index_dir, embedder, expected_identity(embedder, config))
+    index = searcher.index
     try:
-        searcher = Searcher(index, embedder)
         figures: dict[str, Any] = {}
         for mode in modes:
             report = evaluate_questions(searcher, questions, mode=mode)

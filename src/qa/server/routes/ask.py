@@ -1,0 +1,34 @@
+"""GET and POST /ask: one request model (:class:`~qa.server.schemas.AskRequest`) for both."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from qa.search.retrieval import Answer, Searcher
+from qa.server.deps import Live, State
+from qa.server.middleware import error_responses
+from qa.server.schemas import AskQuery, AskRequest
+
+router = APIRouter()
+
+
+def answer(live: Searcher, request: AskRequest, default_k: int) -> Answer:
+    return live.ask(
+        request.question, request.k or default_k, mode=request.mode, filters=request.filters(), group=request.group
+    )
+
+
+@router.get(
+    "/ask", response_model=Answer, responses=error_responses(404, 422, 503), summary="Ask a question (query string)"
+)
+def ask_get(live: Live, state: State, query: Annotated[AskQuery, Query()]) -> Answer:
+    return answer(live, query, state.settings.default_k)
+
+
+@router.post(
+    "/ask", response_model=Answer, responses=error_responses(404, 422, 503), summary="Ask a question (JSON body)"
+)
+def ask_post(live: Live, state: State, body: AskRequest) -> Answer:
+    return answer(live, body, state.settings.default_k)
