@@ -493,6 +493,40 @@ def test_ask_rejects_bad_modes_and_filters_before_loading_the_model(
     assert fake_model == []
 
 
+@pytest.mark.parametrize(
+    ("extra", "option", "message"),
+    [
+        (("--published-from", "2024-13-45"), "--published-from", "published_from must be a date"),
+        (("--published-to", "2024-02-30"), "--published-to", "published_to must be a date"),
+    ],
+)
+def test_ask_refuses_a_date_that_is_no_day_naming_the_option(
+    index_dir: Path, extra: tuple[str, ...], option: str, message: str, fake_model: list[ClosableFakeEmbedder]
+) -> None:
+    result = qa("ask", "NATO", "--index", str(index_dir), *extra)
+    assert result.exit_code == 2, result.output
+    assert option in result.output
+    assert message in result.output
+    assert fake_model == []
+
+
+@pytest.mark.parametrize("question", ["   ", "\x00\x00", "\x07 \x1b"])
+def test_ask_refuses_a_blank_or_control_character_question_as_the_api_does(
+    index_dir: Path, question: str, fake_model: list[ClosableFakeEmbedder]
+) -> None:
+    result = qa("ask", question, "--index", str(index_dir))
+    assert result.exit_code == 2, result.output
+    assert "QUESTION" in result.output
+    assert "the question is empty" in result.output
+    assert fake_model == []
+
+
+def test_ask_help_reads_its_defaults_from_the_settings() -> None:
+    output = qa("ask", "--help").output
+    assert f"default: {Settings.model_fields['default_k'].default}]" in " ".join(output.split())
+    assert "QA_DEFAULT_K" in output
+
+
 def test_ask_emphasises_the_highlighted_sentences_on_a_terminal(index_dir: Path) -> None:
     result = CliRunner().invoke(cli.main, ["ask", "Ishiba NATO", "--index", str(index_dir), "--k", "2"], color=True)
     assert result.exit_code == 0, result.output

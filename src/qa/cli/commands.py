@@ -20,9 +20,18 @@ import click
 from qa import __version__
 from qa.citations.formats import markdown_report
 from qa.citations.verify import Verifier
-from qa.cli.options import filter_options, index_option, mode_option, model_options, option_of, setting_help
+from qa.cli.options import (
+    MAX_RELOAD_INTERVAL,
+    filter_options,
+    index_option,
+    mode_option,
+    model_options,
+    option_of,
+    setting_help,
+    setting_range,
+)
 from qa.cli.render import beir_table, progress_bar, questions_table, render, render_verification
-from qa.config import MAX_K, Settings
+from qa.config import Settings
 from qa.embedding.export import export_model
 from qa.errors import InvalidQueryError, QAError
 from qa.evaluation.questions import run_beir, run_questions
@@ -125,7 +134,7 @@ def rollback_command(**options: Any) -> None:
 
 @main.command()
 @click.argument("question")
-@click.option("-k", "--k", "k", type=click.IntRange(1, MAX_K), default=None, help=setting_help("default_k"))
+@click.option("-k", "--k", "k", type=setting_range("default_k"), default=None, help=setting_help("default_k"))
 @mode_option
 @click.option("--no-group", is_flag=True, help="List near-identical passages of different articles separately.")
 @filter_options
@@ -319,9 +328,13 @@ def export_onnx(model: str | None, force: bool) -> None:
 @index_option
 @model_options
 @click.option("--host", help=setting_help("host"))
-@click.option("--port", type=click.IntRange(1, 65535), help=setting_help("port"))
-@click.option("--reload-interval", type=click.FloatRange(0, 3600), help=setting_help("reload_interval"))
-@click.option("--inference-threads", type=click.IntRange(1, 64), help=setting_help("inference_threads"))
+@click.option("--port", type=setting_range("port"), help=setting_help("port"))
+@click.option(
+    "--reload-interval",
+    type=setting_range("reload_interval", MAX_RELOAD_INTERVAL),
+    help=setting_help("reload_interval"),
+)
+@click.option("--inference-threads", type=setting_range("inference_threads"), help=setting_help("inference_threads"))
 def serve(host: str | None, port: int | None, **options: Any) -> None:
     """Serve an existing index over HTTP (OpenAPI docs at /docs).
 

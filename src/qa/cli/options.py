@@ -14,6 +14,12 @@ from qa.search.retrieval import MODES
 from qa.server.schemas import AskRequest
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: Largest --max-tokens accepted: far above any embedding model's window, so only a typo is refused.
+MAX_TOKENS_LIMIT = 100_000
+#: Largest --overlap: more shared sentences than a 96-token passage holds.
+MAX_OVERLAP = 20
+#: Longest --reload-interval, in seconds: an hour; 0 turns the watcher off instead.
+MAX_RELOAD_INTERVAL = 3600.0
 
 #: Filter options by the name the library's messages use (``published_from must be ...``).
 _FILTER_OPTIONS = {
@@ -23,6 +29,16 @@ _FILTER_OPTIONS = {
     "outlet": "--outlet",
     "doc_id": "--doc",
 }
+
+
+def setting_range(name: str, upper: float | None = None) -> click.IntRange | click.FloatRange:
+    """An option's range: the setting's own bounds (``ge``, ``le``), with ``upper`` where it has none above."""
+    field = Settings.model_fields[name]
+    low = next((m.ge for m in field.metadata if hasattr(m, "ge")), None)
+    high = next((m.le for m in field.metadata if hasattr(m, "le")), upper)
+    if field.annotation is float:
+        return click.FloatRange(low, high)
+    return click.IntRange(low, None if high is None else int(high))
 
 
 def setting_help(name: str, text: str | None = None) -> str:
@@ -45,13 +61,15 @@ def index_option(fn: F) -> F:
 
 def model_options(fn: F) -> F:
     fn = click.option("--model", help=setting_help("model"))(fn)
-    fn = click.option("--max-tokens", type=click.IntRange(16, 100_000), help=setting_help("max_tokens"))(fn)
+    fn = click.option(
+        "--max-tokens", type=setting_range("max_tokens", MAX_TOKENS_LIMIT), help=setting_help("max_tokens")
+    )(fn)
     fn = click.option("--query-encoder", type=click.Choice(get_args(Encoder)), help=setting_help("query_encoder"))(fn)
     fn = click.option("--passage-encoder", type=click.Choice(get_args(Encoder)), help=setting_help("passage_encoder"))(
         fn
     )
     return click.option(
-        "--overlap", "overlap_sentences", type=click.IntRange(0, 20), help=setting_help("overlap_sentences")
+        "--overlap", "overlap_sentences", type=click.IntRange(0, MAX_OVERLAP), help=setting_help("overlap_sentences")
     )(fn)
 
 

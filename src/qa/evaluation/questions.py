@@ -142,10 +142,20 @@ def evaluate_questions(
 Run = dict[str, dict[str, float]]
 #: What ``qa eval --beir`` reports, by the names used in the BEIR paper.
 BEIR_MEASURES = ("nDCG@10", "Recall@100", "MRR@10")
+#: Documents scored per query: Recall@100, the deepest measure, reads no further.
+BEIR_DOCS = 100
+#: Passages taken from each retriever per query: ten per document scored, enough for
+#: BEIR_DOCS distinct documents when a document has several passages among the best.
+BEIR_DEPTH = 10 * BEIR_DOCS
 
 
 def beir_run(
-    searcher: Searcher, benchmark: Benchmark, mode: Mode, vectors: Vectors, depth: int = 1000, docs: int = 100
+    searcher: Searcher,
+    benchmark: Benchmark,
+    mode: Mode,
+    vectors: Vectors,
+    depth: int = BEIR_DEPTH,
+    docs: int = BEIR_DOCS,
 ) -> Run:
     """Each query's ``docs`` best documents; a document scores its best passage's score.
 
@@ -187,7 +197,7 @@ def score_run(qrels: Qrels, run: Run) -> dict[str, float]:
 
 
 def evaluate_beir(
-    searcher: Searcher, benchmark: Benchmark, modes: Sequence[Mode] = MODES, depth: int = 1000
+    searcher: Searcher, benchmark: Benchmark, modes: Sequence[Mode] = MODES, depth: int = BEIR_DEPTH
 ) -> dict[str, dict[str, float]]:
     """``{mode: {measure: value}}`` for each retrieval mode on a benchmark."""
     vectors = searcher.embedder.embed_batch(list(benchmark.queries.values()))

@@ -30,8 +30,7 @@ from qa.server.errors import install_qa_error_handlers
 from qa.server.live import LiveIndex
 from qa.server.metrics import MetricsMiddleware
 from qa.server.middleware import BodyGuard, error_responses, install_error_handlers, reject_unknown_query_parameters
-from qa.server.routes import ask, documents, health, page, passages, verify
-from qa.server.routes.admin import admin_router
+from qa.server.routes import admin, ask, documents, health, page, passages, verify
 from qa.service import Service
 
 log = logging.getLogger(__name__)
@@ -70,10 +69,10 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         )
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     for module in (ask, passages, verify, page, documents, health):
-        app.include_router(module.router)
+        app.include_router(module.routes(state))
     page.mount_static(app)
     if settings.admin_token is not None and settings.admin_token.get_secret_value():
-        app.include_router(admin_router(settings.admin_token.get_secret_value()))
+        app.include_router(admin.routes(state, settings.admin_token.get_secret_value()))
     return app
 
 

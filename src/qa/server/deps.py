@@ -53,11 +53,6 @@ def state_of(request: Request) -> AppState:
     return state
 
 
-async def app_state(request: Request) -> AppState:
-    """The app's state as a dependency (``async``: reading an attribute never needs the thread pool)."""
-    return state_of(request)
-
-
 async def live_searcher(request: Request) -> AsyncIterator[Searcher]:
     """The dependency every index route uses: a lease on the open build for the request, or a 503.
 
@@ -83,7 +78,6 @@ async def live_searcher(request: Request) -> AsyncIterator[Searcher]:
 # the module's globals, so an alias defined inside a function would not be found and
 # ``live`` would silently become a required query parameter.
 Live = Annotated[Searcher, Depends(live_searcher)]
-State = Annotated[AppState, Depends(app_state)]
 
 
 def public_reason(exc: QAError) -> str:

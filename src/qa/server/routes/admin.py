@@ -10,14 +10,14 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from qa.errors import IndexStoreError, ModelError
-from qa.server.deps import State, public_reason
+from qa.server.deps import AppState, public_reason
 from qa.server.middleware import error_response, error_responses
 from qa.server.schemas import Reloaded
 
 _bearer = HTTPBearer(auto_error=False, description="The token in QA_ADMIN_TOKEN.")
 
 
-def admin_router(token: str) -> APIRouter:
+def routes(state: AppState, token: str) -> APIRouter:
     """The admin routes, guarded by ``token`` (compared in constant time)."""
     expected = token.encode("utf-8")
     router = APIRouter()
@@ -29,7 +29,6 @@ def admin_router(token: str) -> APIRouter:
         summary="Switch to the build CURRENT names now",
     )
     def admin_reload(
-        state: State,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     ) -> Reloaded | JSONResponse:
         given = credentials.credentials.encode("utf-8") if credentials is not None else b""

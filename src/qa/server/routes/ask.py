@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from qa.search.retrieval import Answer, Searcher
-from qa.server.deps import Live, State
+from qa.server.deps import AppState, Live
 from qa.server.middleware import error_responses
 from qa.server.schemas import AskQuery, AskRequest
 
-router = APIRouter()
+_ERRORS = error_responses(404, 422, 503)
 
 
 def answer(live: Searcher, request: AskRequest, default_k: int) -> Answer:
@@ -20,15 +20,17 @@ def answer(live: Searcher, request: AskRequest, default_k: int) -> Answer:
     )
 
 
-@router.get(
-    "/ask", response_model=Answer, responses=error_responses(404, 422, 503), summary="Ask a question (query string)"
-)
-def ask_get(live: Live, state: State, query: Annotated[AskQuery, Query()]) -> Answer:
-    return answer(live, query, state.settings.default_k)
+def routes(state: AppState) -> APIRouter:
+    """The two /ask routes; ``k`` defaults to the settings' ``default_k`` (read once, here)."""
+    default_k = state.settings.default_k
+    router = APIRouter()
 
+    @router.get("/ask", response_model=Answer, responses=_ERRORS, summary="Ask a question (query string)")
+    def ask_get(live: Live, query: Annotated[AskQuery, Query()]) -> Answer:
+        return answer(live, query, default_k)
 
-@router.post(
-    "/ask", response_model=Answer, responses=error_responses(404, 422, 503), summary="Ask a question (JSON body)"
-)
-def ask_post(live: Live, state: State, body: AskRequest) -> Answer:
-    return answer(live, body, state.settings.default_k)
+    @router.post("/ask", response_model=Answer, responses=_ERRORS, summary="Ask a question (JSON body)")
+    def ask_post(live: Live, body: AskRequest) -> Answer:
+        return answer(live, body, default_k)
+
+    return router

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from qa.citations.cite import DocumentView, resolve_document, summarize
-from qa.server.deps import Live
+from qa.server.deps import AppState, Live
 from qa.server.middleware import error_responses
 from qa.server.schemas import DocumentList
 
@@ -23,3 +23,8 @@ def list_documents(live: Live) -> DocumentList:
 @router.get("/documents/{doc_id}", response_model=DocumentView, responses=_ERRORS)
 def get_document(live: Live, doc_id: str) -> DocumentView:
     return resolve_document(live.index, doc_id)
+
+
+def routes(state: AppState) -> APIRouter:
+    """The same router for every app: these routes read nothing but the live build."""
+    return router

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from qa.citations.cite import PassageView, resolve_passage
 from qa.citations.formats import MEDIA_TYPES, CiteFormat, bibtex_entry, csl_item
-from qa.server.deps import Live
+from qa.server.deps import AppState, Live
 from qa.server.middleware import error_responses
 
 router = APIRouter()
@@ -53,3 +53,8 @@ def cite_passage(
     else:
         body = bibtex_entry(view)
     return Response(body, media_type=MEDIA_TYPES[fmt])
+
+
+def routes(state: AppState) -> APIRouter:
+    """The same router for every app: these routes read nothing but the live build."""
+    return router
