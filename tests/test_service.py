@@ -44,27 +44,37 @@ def made(monkeypatch: pytest.MonkeyPatch) -> list[Closable]:
     return encoders
 
 
-def test_from_settings_makes_the_query_encoder_with_the_serving_threads(settings: Settings, made: list[Any]) -> None:
+def test_from_settings_makes_the_query_encoder_on_first_use(settings: Settings, made: list[Any]) -> None:
     chosen = settings.model_copy(update={"inference_threads": 3, "max_tokens": 64})
     with Service.from_settings(chosen) as service:
-        assert [e.encoder for e in made] == ["onnx"]
-        assert made[0].threads == 3
+        assert made == []  # a build, say, never makes the question encoder
         assert service.chunker == ChunkerConfig.from_settings(chosen)
         assert service.chunker.max_tokens == 64
+        assert service.query_encoder is service.query_encoder
+        assert [e.encoder for e in made] == ["onnx"]
+        assert made[0].threads is None  # each runtime's default outside `qa serve`
     assert made[0].closed == 1
+
+
+def test_serving_gives_the_query_encoder_the_inference_threads(settings: Settings, made: list[Any]) -> None:
+    chosen = settings.model_copy(update={"inference_threads": 3})
+    with Service.from_settings(chosen, serving=True) as service:
+        assert service.query_encoder.threads == 3  # type: ignore[attr-defined]
 
 
 def test_the_passage_encoder_is_made_when_needed_and_shared_when_the_same(settings: Settings, made: list[Any]) -> None:
     with Service.from_settings(settings) as service:
         assert service.passage_encoder is service.passage_encoder
-        assert [e.encoder for e in made] == ["onnx", "torch"]
-        assert made[1].threads is None  # builds keep the runtime's default threads
+        assert [e.encoder for e in made] == ["torch"]
+        assert made[0].threads is None  # builds keep the runtime's default threads
+        assert service.query_encoder is not service.passage_encoder
+        assert [e.encoder for e in made] == ["torch", "onnx"]
     assert [e.closed for e in made] == [1, 1]
     made.clear()
     same = settings.model_copy(update={"passage_encoder": "onnx"})
     with Service.from_settings(same) as service:
         assert service.passage_encoder is service.query_encoder
-    assert [e.closed for e in made] == [1]
+    assert [e.closed for e in made] == [1]  # shared, closed once
 
 
 def test_an_encoder_handed_in_does_both_jobs_and_is_not_closed(settings: Settings, made: list[Any]) -> None:

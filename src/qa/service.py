@@ -54,23 +54,25 @@ def open_searcher(
 class Service:
     """The encoders, the chunker configuration and the identity of one set of settings.
 
-    Encoders are made here and closed by :meth:`close`, unless they were handed in (tests
-    hand in a fake one). The model loads on the first call that needs it: the identity
-    (:attr:`expected`) embeds a probe text.
+    Encoders are made on first use and closed by :meth:`close`, unless they were handed in
+    (tests hand in a fake one). The model loads on the first call that needs it: the
+    identity (:attr:`expected`) embeds a probe text.
     """
 
     def __init__(
         self,
         settings: Settings,
-        query_encoder: Embedder,
+        query_encoder: Embedder | None = None,
         passage_encoder: Embedder | None = None,
-        owned: bool = False,
+        serving: bool = False,
     ) -> None:
         self.settings = settings
-        self.query_encoder = query_encoder
         self.chunker = ChunkerConfig.from_settings(settings)
+        self.serving = serving
+        self._query_encoder = query_encoder
         self._passage_encoder = passage_encoder
-        self._owned: list[Embedder] = [query_encoder] if owned else []
+        self._handed_in = query_encoder is not None
+        self._owned: list[Embedder] = []
 
     @classmethod
     def from_settings(
@@ -78,30 +80,43 @@ class Service:
         settings: Settings,
         query_encoder: Embedder | None = None,
         passage_encoder: Embedder | None = None,
+        serving: bool = False,
     ) -> Service:
-        """The service ``settings`` describe; an encoder given here is used instead of the one the settings name."""
-        if query_encoder is not None:
-            return cls(settings, query_encoder, passage_encoder)
-        made = make_encoder(settings.model, settings.query_encoder, settings.batch_size, settings.inference_threads)
-        return cls(settings, made, passage_encoder, owned=True)
+        """The service ``settings`` describe; an encoder given here is used instead of the one the settings name.
+
+        ``serving`` (``qa serve``) gives the query encoder ``inference_threads`` intra-op
+        threads; elsewhere each runtime keeps its default (torch: every core, as builds
+        and evaluations were measured; the ONNX encoder: one).
+        """
+        return cls(settings, query_encoder, passage_encoder, serving)
+
+    @property
+    def query_encoder(self) -> Embedder:
+        """What encodes questions (``query_encoder``); made on first use."""
+        if self._query_encoder is None:
+            s = self.settings
+            threads = s.inference_threads if self.serving else None
+            self._query_encoder = self._make(make_encoder(s.model, s.query_encoder, s.batch_size, threads))
+        return self._query_encoder
 
     @property
     def passage_encoder(self) -> Embedder:
-        """What embeds passages at build time: the query encoder itself when both settings name the same one
-        (or when the query encoder was handed in).
+        """What embeds passages at build time (``passage_encoder``); made on first use.
 
-        Made on first use. It keeps its runtime's default threads (torch: every core), as
-        builds were measured with; ``inference_threads`` is for answering questions.
+        The query encoder itself when both settings name the same encoder, or when the
+        query encoder was handed in (a fake does both jobs).
         """
         if self._passage_encoder is None:
-            made_here = self.query_encoder in self._owned
-            if not made_here or self.settings.passage_encoder == self.settings.query_encoder:
-                self._passage_encoder = self.query_encoder  # an encoder handed in does both jobs
+            s = self.settings
+            if self._handed_in or s.passage_encoder == s.query_encoder:
+                self._passage_encoder = self.query_encoder
             else:
-                s = self.settings
-                self._passage_encoder = make_encoder(s.model, s.passage_encoder, s.batch_size)
-                self._owned.append(self._passage_encoder)
+                self._passage_encoder = self._make(make_encoder(s.model, s.passage_encoder, s.batch_size))
         return self._passage_encoder
+
+    def _make(self, encoder: Embedder) -> Embedder:
+        self._owned.append(encoder)
+        return encoder
 
     @functools.cached_property
     def expected(self) -> Expected:

@@ -81,7 +81,7 @@ def _lifespan(state: AppState, embedder: Embedder | None) -> Callable[[FastAPI],
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = Service.from_settings(state.settings, query_encoder=embedder)
+        service = Service.from_settings(state.settings, query_encoder=embedder, serving=True)
         state.service = service
         try:
             await run_in_threadpool(_start, state, service)
