@@ -5,8 +5,9 @@ The API, the CLI, evaluation and scripts all start here::
     with Service.from_settings(Settings()) as service:
         answer = service.ask("Why did India reject an Asian NATO?")
 
-:func:`open_store` and :func:`open_searcher` are the only calls in the package that open a
-store and put a searcher over it; everything else goes through them.
+:func:`open_store` and :func:`open_searcher` hold the only calls above the index package that
+open a store and put a searcher over it (``Index.open``, ``Index.open_build``, ``Searcher``);
+everything else goes through them (tests/test_service.py checks it).
 """
 
 from __future__ import annotations
