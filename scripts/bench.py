@@ -39,6 +39,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+# Before anything imports huggingface_hub (the same switches as qa.environment.HUGGING_FACE_OFFLINE).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -47,7 +48,8 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from qa.config import Settings
-from qa.embedding.onnx import make_encoder, model_folder
+from qa.embedding.factory import make_encoder
+from qa.embedding.onnx import model_folder
 from qa.index.pipeline import build_index
 from qa.index.store import Index, current_build_id
 from qa.ingest.chunking import ChunkerConfig
@@ -254,7 +256,8 @@ def bench_build(corpus: Path, config: ChunkerConfig, raw: SentenceTransformer, r
 _STAGES = """
 import json, sys, time
 t0 = time.perf_counter()
-from qa.embedding.onnx import make_encoder, model_folder
+from qa.embedding.factory import make_encoder
+from qa.embedding.onnx import model_folder
 from qa.index.store import Index
 t1 = time.perf_counter()
 embedder = make_encoder(None, sys.argv[1])

@@ -47,6 +47,7 @@ import numpy as np
 
 from qa.config import Settings
 from qa.embedding.base import SentenceTransformerEmbedder
+from qa.environment import hugging_face_offline
 from qa.evaluation.beir import load_benchmark
 from qa.index.store import (
     HNSW_THRESHOLD,
@@ -305,7 +306,7 @@ def main() -> None:
     parser.add_argument("--extra-efc", type=int, help="also an HNSW index built with this efConstruction")
     parser.add_argument("--filtered", type=int, help="only time filtered HNSW search on this many vectors")
     args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    hugging_face_offline()
     OUT.mkdir(exist_ok=True)
     base, scifact_queries, about = real_vectors()
     if args.embed_only:

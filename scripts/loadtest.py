@@ -30,6 +30,8 @@ from pathlib import Path
 
 import httpx
 
+from qa.environment import HUGGING_FACE_OFFLINE
+
 QUESTIONS = [
     "Why did India reject an Asian NATO?",
     "Who proposed creating an Asian NATO?",
@@ -149,7 +151,7 @@ def free_port() -> int:
 def start_server(index: Path, env_overrides: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     """``qa serve`` on 127.0.0.1 in a subprocess, ready to answer; and its URL."""
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **env_overrides}
+    env = {**os.environ, **HUGGING_FACE_OFFLINE, **env_overrides}
     command = [str(Path(sys.executable).parent / "qa"), "serve", "--index", str(index), "--host", "127.0.0.1"]
     command += ["--port", str(port)]
     with open(log_path, "wb") as log:

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import uvicorn
 
-from qa.embedding.base import Vectors
+from qa.embedding.base import Vectors, probe_identity
+from qa.embedding.identity import ModelIdentity
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
@@ -51,6 +52,9 @@ class FakeEmbedder:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(_TOKEN_RE.findall(t)) + 2 for t in texts]
+
+    def identity(self) -> ModelIdentity:
+        return probe_identity(self)
 
 
 class FailingEmbedder(FakeEmbedder):

@@ -30,6 +30,7 @@ EXPECTED = {
     # opening and asking
     "Index",
     "Searcher",
+    "Service",
     "Answer",
     "Result",
     # citing and checking quotes

@@ -5,7 +5,8 @@ The public surface is ``__all__``: what a program that uses qa as a library call
 :func:`make_encoder`, open it (:meth:`Index.open`), ask it (:class:`Searcher`), cite what it returns
 (:func:`resolve_passage`, :func:`csl_item`, :func:`bibtex_entry`, :func:`markdown_report`) and check
 quotes against it (:class:`Verifier`); :class:`Settings` holds the configuration and every error
-derives from :class:`QAError`. Everything else is internal and imported from its own module.
+derives from :class:`QAError`. :class:`Service` wires all of it from the settings, as the server and
+the CLI do. Everything else is internal and imported from its own module.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from qa.citations.formats import bibtex_entry, csl_item, markdown_report
 from qa.citations.verify import Verifier, VerifyReport
 from qa.config import Settings
 from qa.embedding.base import Embedder
-from qa.embedding.onnx import make_encoder
+from qa.embedding.factory import make_encoder
 from qa.environment import package_version
 from qa.errors import (
     CorpusError,
@@ -35,6 +36,7 @@ from qa.index.pipeline import BuildReport, build_index, rollback, stale_reason
 from qa.index.store import Index
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.retrieval import Answer, Result, Searcher
+from qa.service import Service
 
 #: The installed version of qa ("0.0.0" when running from a source tree that was never installed).
 __version__ = package_version("qa", default="0.0.0")
@@ -61,6 +63,7 @@ __all__ = [
     "Result",
     "RollbackError",
     "Searcher",
+    "Service",
     "Settings",
     "Verifier",
     "VerifyReport",

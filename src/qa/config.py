@@ -69,9 +69,9 @@ class Settings(BaseSettings):
             "HNSW above (measured: docs/scaling.md); flat or hnsw force one. Recorded in the manifest."
         ),
     )
-    default_k: int = Field(5, ge=1, le=MAX_K)
+    default_k: int = Field(5, ge=1, le=MAX_K, description="How many passages an answer holds when k is not given.")
     host: str = Field("127.0.0.1", description="Address `qa serve` listens on (loopback only by default).")
-    port: int = Field(8000, ge=1, le=65535)
+    port: int = Field(8000, ge=1, le=65535, description="Port `qa serve` listens on.")
 
     # -- serving ---------------------------------------------------------------------------
     reload_interval: float = Field(

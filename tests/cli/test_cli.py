@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from markdown_it import MarkdownIt
 
+import qa.service as service
 from qa.cli import commands as cli
 from qa.config import Settings
 from qa.index.store import Index
@@ -49,12 +50,12 @@ def fake_model(monkeypatch: pytest.MonkeyPatch) -> list[ClosableFakeEmbedder]:
             monkeypatch.delenv(name)
     made: list[ClosableFakeEmbedder] = []
 
-    def make(settings: Settings, role: str = "query") -> ClosableFakeEmbedder:
+    def make(model: str | None, encoder: str, batch_size: int = 32, threads: int | None = None) -> ClosableFakeEmbedder:
         embedder = ClosableFakeEmbedder()
         made.append(embedder)
         return embedder
 
-    monkeypatch.setattr(cli, "_embedder", make)
+    monkeypatch.setattr(service, "make_encoder", make)
     return made
 
 
@@ -490,6 +491,40 @@ def test_ask_rejects_bad_modes_and_filters_before_loading_the_model(
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert fake_model == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "option", "message"),
+    [
+        (("--published-from", "2024-13-45"), "--published-from", "published_from must be a date"),
+        (("--published-to", "2024-02-30"), "--published-to", "published_to must be a date"),
+    ],
+)
+def test_ask_refuses_a_date_that_is_no_day_naming_the_option(
+    index_dir: Path, extra: tuple[str, ...], option: str, message: str, fake_model: list[ClosableFakeEmbedder]
+) -> None:
+    result = qa("ask", "NATO", "--index", str(index_dir), *extra)
+    assert result.exit_code == 2, result.output
+    assert option in result.output
+    assert message in result.output
+    assert fake_model == []
+
+
+@pytest.mark.parametrize("question", ["   ", "\x00\x00", "\x07 \x1b"])
+def test_ask_refuses_a_blank_or_control_character_question_as_the_api_does(
+    index_dir: Path, question: str, fake_model: list[ClosableFakeEmbedder]
+) -> None:
+    result = qa("ask", question, "--index", str(index_dir))
+    assert result.exit_code == 2, result.output
+    assert "QUESTION" in result.output
+    assert "the question is empty" in result.output
+    assert fake_model == []
+
+
+def test_ask_help_reads_its_defaults_from_the_settings() -> None:
+    output = qa("ask", "--help").output
+    assert f"default: {Settings.model_fields['default_k'].default}]" in " ".join(output.split())
+    assert "QA_DEFAULT_K" in output
 
 
 def test_ask_emphasises_the_highlighted_sentences_on_a_terminal(index_dir: Path) -> None:

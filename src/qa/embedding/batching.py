@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from qa.embedding.base import Embedder, InferenceThread, Vectors
+from qa.embedding.identity import ModelIdentity
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,9 @@ class MicroBatcher:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self.inner.count_tokens(texts)
+
+    def identity(self) -> ModelIdentity:
+        return self.inner.identity()
 
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
         if not texts or self._closed:

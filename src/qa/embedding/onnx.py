@@ -1,56 +1,44 @@
-"""An ONNX encoder for the same sentence-transformers model: fp32, or int8 for fast questions.
+"""Run a model's ONNX export with onnxruntime: the question encoder that needs no torch.
 
-:func:`export_model` (the ``qa export-onnx`` command) exports the model's transformer
-with torch's own ONNX exporter, with mean (or CLS) pooling and L2 normalisation in the
-graph, then quantises the weights to int8 with onnxruntime's dynamic quantisation (per
-channel; activations stay float and are quantised per call). It writes both files and a
-``meta.json`` into a ``qa-onnx`` folder beside the model (or, where that folder cannot
-be written, into ``~/.cache/qa/onnx/``). Nothing is downloaded: the weights, the
-tokenizer and the exporter are all local. The meta records what was exported from
-what (weights sha256, versions, opset, quantisation settings, each output file's
-sha256) and the full-precision model's own identity and probe vector.
+:class:`OnnxEmbedder` runs an export (made by :mod:`qa.embedding.export`, ``qa export-onnx``)
+with plain onnxruntime and the model's own ``tokenizer.json`` (the ``tokenizers`` library,
+no torch import), on one dedicated inference thread. It reports the *source* model's
+identity, so an index built by sentence-transformers opens with it; at load it checks that
+its own probe vector is within :data:`MIN_PROBE_COSINE` of the full-precision one, so a
+stale or foreign export is refused rather than served. A missing export is made on first
+load (that one step imports torch).
 
-:class:`OnnxEmbedder` runs an export with plain onnxruntime and the model's own
-``tokenizer.json`` (the ``tokenizers`` library, no torch import), on one dedicated
-inference thread. It reports the *source* model's identity, so an index built by
-sentence-transformers opens with it; at load it checks that its own probe vector is
-within :data:`MIN_PROBE_COSINE` of the full-precision one, so a stale or foreign export
-is refused rather than served.
+This module also says where an export lives and reads its ``meta.json``
+(:func:`export_folder`, :func:`read_export`), and which models can be exported
+(:func:`describe_model`): the exporter and the factory share them.
 
 Measured on this 2-core machine (docs/benchmarks.md#speed): the int8 vectors of
 SciFact's queries have a cosine of 0.993 on average to the full-precision ones, and the
-fp32 export's 0.9999999. Only the MatMul weights are quantised, per channel: quantising
-the embedding table too, or per tensor, cost more retrieval quality (see
-:data:`QUANTIZATION`).
+fp32 export's 0.9999999.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import inspect
 import json
 import logging
 import os
-import shutil
-import tempfile
 import threading
-import time
-import warnings
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from qa.embedding.base import (
-    PROBE_TEXT,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_THREADS,
     InferenceThread,
-    SentenceTransformerEmbedder,
     Vectors,
     bundled_model_path,
-    model_identity,
 )
+from qa.embedding.identity import PROBE_TEXT, ModelIdentity
 from qa.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -60,20 +48,14 @@ Precision = Literal["fp32", "int8"]
 EXPORT_FOLDER = "qa-onnx"
 #: Bumped when the export itself changes (graph, pooling, quantisation), which invalidates old exports.
 EXPORT_VERSION = 2
-OPSET = 17
 FILES: dict[Precision, str] = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 META = "meta.json"
 #: An export whose probe vector is further than this from the full-precision model's is not served.
 MIN_PROBE_COSINE = 0.98
-#: Measured on SciFact test, dense nDCG@10 against 0.6802 at full precision (docs/benchmarks.md):
-#: per tensor 0.959 mean cosine; per channel 0.6742; per channel with the embedding table
-#: left in fp32 (only MatMul weights quantised) 0.6766, within the 0.005 the issue allows.
-QUANTIZATION = {
-    "method": "onnxruntime.quantization.quantize_dynamic",
-    "weight_type": "QInt8",
-    "per_channel": True,
-    "op_types_to_quantize": ["MatMul"],
-}
+#: The input window of a model whose sentence_bert_config.json names none: BERT's position table.
+DEFAULT_WINDOW = 512
+#: Smallest norm divided by when normalising (an all-zero output stays zero instead of NaN).
+NORM_EPSILON = 1e-12
 _POOLING = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}
 
 
@@ -115,64 +97,6 @@ def read_export(model_dir: Path) -> dict[str, Any] | None:
     return meta
 
 
-def export_model(model: str | None = None, *, force: bool = False) -> tuple[Path, dict[str, Any]]:
-    """Export ``model`` to ONNX (fp32 and int8) beside it; return the folder and its meta.
-
-    An existing current export is kept unless ``force``. The export is written into a
-    temporary folder and renamed into place, so a reader never sees half of one.
-    """
-    model_dir = model_folder(model)
-    folder = export_folder(model_dir)
-    if not force:
-        meta = read_export(model_dir)
-        if meta is not None:
-            return folder, meta
-    started = time.perf_counter()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    pooling, max_seq_length, transformer_dir = _describe(model_dir)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{EXPORT_FOLDER}-", dir=folder.parent))
-    try:
-        _export_fp32(transformer_dir, pooling, tmp / FILES["fp32"])
-        _quantize(tmp / FILES["fp32"], tmp / FILES["int8"])
-        source = SentenceTransformerEmbedder(model)
-        try:
-            identity = model_identity(source)
-            probe = source.embed_batch([PROBE_TEXT])[0]
-        finally:
-            source.close()
-        meta = {
-            "export_version": EXPORT_VERSION,
-            "source": {
-                "folder": str(model_dir),
-                "weights_sha256": _weights_digest(transformer_dir),
-                "pooling": pooling,
-                "max_seq_length": max_seq_length,
-            },
-            "identity": identity,
-            "probe_vector": [float(x) for x in probe],
-            "tools": {name: _version(name) for name in ("torch", "transformers", "onnx", "onnxruntime")},
-            "opset": OPSET,
-            "quantization": QUANTIZATION,
-            "files": {
-                name: {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)} for name in FILES.values()
-            },
-            "export_seconds": round(time.perf_counter() - started, 2),
-        }
-        (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}-old-{os.getpid()}")
-            folder.rename(old)
-            shutil.rmtree(old, ignore_errors=True)
-        tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info("exported %s to %s in %.1f s", model_dir, folder, meta["export_seconds"])
-    return folder, meta
-
-
 class OnnxEmbedder(InferenceThread):
     """The export of a sentence-transformers model, run by onnxruntime on one inference thread.
 
@@ -184,15 +108,16 @@ class OnnxEmbedder(InferenceThread):
         self,
         model: str | None = None,
         precision: Precision = "int8",
-        batch_size: int = 32,
-        threads: int = 1,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        threads: int | None = DEFAULT_THREADS,
         export_if_missing: bool = True,
     ) -> None:
+        """``threads``: onnxruntime's intra-op threads (``None``: :data:`~qa.embedding.base.DEFAULT_THREADS`)."""
         super().__init__()
         self._model = model
         self.precision: Precision = precision
         self.batch_size = batch_size
-        self.threads = threads
+        self.threads = DEFAULT_THREADS if threads is None else threads
         self.export_if_missing = export_if_missing
         self._session: Any = None
         self._tokenizer: Any = None
@@ -229,9 +154,10 @@ class OnnxEmbedder(InferenceThread):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self.on_inference_thread(lambda: self._count(list(texts)))
 
-    def identity(self) -> dict[str, Any]:
+    def identity(self) -> ModelIdentity:
         """The source model's identity (what an index built with it records), plus which encoder this is."""
-        return {**self._loaded()["identity"], "encoder": self.encoder}
+        source = ModelIdentity.from_json(self._loaded()["identity"])
+        return dataclasses.replace(source, encoder=self.encoder)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -253,6 +179,8 @@ class OnnxEmbedder(InferenceThread):
                 if not self.export_if_missing:
                     raise ModelError(f"no ONNX export of {model_dir}: run `qa export-onnx`")
                 log.info("no ONNX export of %s yet: exporting it (local, once)", model_dir)
+                from qa.embedding.export import export_model  # torch, only when there is no export yet
+
                 _, meta = export_model(self._model)
             folder = export_folder(model_dir)
             import onnxruntime as ort
@@ -308,39 +236,11 @@ class OnnxEmbedder(InferenceThread):
                 feed["token_type_ids"] = np.zeros_like(input_ids)
             out[chunk] = self._session.run(None, feed)[0]
         norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return np.ascontiguousarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
+        return np.ascontiguousarray(out / np.maximum(norms, NORM_EPSILON), dtype=np.float32)
 
     def _count(self, texts: list[str]) -> list[int]:
         self._loaded()
         return [len(e.ids) for e in self._tokenizer.encode_batch(texts)] if texts else []
-
-
-def make_encoder(
-    model: str | None, encoder: str, batch_size: int = 32, threads: int = 1
-) -> SentenceTransformerEmbedder | OnnxEmbedder:
-    """The embedder ``encoder`` names: ``torch`` (sentence-transformers), ``onnx`` (fp32) or ``onnx-int8``.
-
-    A model the export cannot handle (not a local folder, or modules other than
-    Transformer, mean or CLS pooling and Normalize) is run by sentence-transformers
-    instead, with a warning: ``onnx`` is the default, and a ``QA_MODEL`` that worked
-    before must keep working.
-    """
-    if encoder in ("onnx", "onnx-int8"):
-        try:
-            _describe(model_folder(model))
-        except ModelError as exc:
-            log.warning("%s; sentence-transformers encodes questions instead", exc)
-            encoder = "torch"
-    if encoder == "torch":
-        return SentenceTransformerEmbedder(model, batch_size)
-    if encoder == "onnx":
-        return OnnxEmbedder(model, "fp32", batch_size, threads)
-    if encoder == "onnx-int8":
-        return OnnxEmbedder(model, "int8", batch_size, threads)
-    raise ModelError(f"unknown encoder {encoder!r}: choose torch, onnx or onnx-int8")
-
-
-# -- exporting ------------------------------------------------------------------------------
 
 
 def _transformer_dir(model_dir: Path) -> Path:
@@ -351,7 +251,7 @@ def _transformer_dir(model_dir: Path) -> Path:
     raise ModelError(f"{model_dir} has no Transformer module in modules.json")
 
 
-def _describe(model_dir: Path) -> tuple[str, int, Path]:
+def describe_model(model_dir: Path) -> tuple[str, int, Path]:
     """Pooling, input window and transformer folder of a sentence-transformers model; refuse what we cannot export."""
     modules = json.loads((model_dir / "modules.json").read_text(encoding="utf-8"))
     kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
@@ -365,7 +265,7 @@ def _describe(model_dir: Path) -> tuple[str, int, Path]:
     if len(modes) != 1 or others:
         raise ModelError(f"{model_dir}: pooling {config} is not one of mean or cls, which the export supports")
     transformer_dir = _transformer_dir(model_dir)
-    window = 512
+    window = DEFAULT_WINDOW
     for candidate in (transformer_dir / "sentence_bert_config.json", model_dir / "sentence_bert_config.json"):
         if candidate.is_file():
             window = int(json.loads(candidate.read_text(encoding="utf-8")).get("max_seq_length") or window)
@@ -373,95 +273,10 @@ def _describe(model_dir: Path) -> tuple[str, int, Path]:
     return modes[0], window, transformer_dir
 
 
-def _export_fp32(transformer_dir: Path, pooling: str, path: Path) -> None:
-    import torch
-    from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    model = AutoModel.from_pretrained(str(transformer_dir)).eval()
-    uses_types = "token_type_ids" in inspect.signature(model.forward).parameters
-
-    class Encoder(torch.nn.Module):
-        """Transformer, pooling and normalisation in one graph: the output is the sentence vector."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
-            kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
-            if pooling == "cls":
-                pooled = hidden[:, 0]
-            else:
-                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2, dim=1)
-
-    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if uses_types else [])
-    input_ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.long)
-    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.long)
-    example = (input_ids, mask) + ((torch.zeros_like(input_ids),) if uses_types else ())
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tracer's warnings describe tracing, not a fault
-        torch.onnx.export(
-            Encoder(),
-            example,
-            str(path),
-            input_names=names,
-            output_names=["sentence_embedding"],
-            dynamic_axes={name: {0: "batch", 1: "tokens"} for name in names} | {"sentence_embedding": {0: "batch"}},
-            opset_version=OPSET,
-            dynamo=False,  # the TorchScript exporter: the dynamo one needs onnxscript, which this stack does not pin
-        )
-
-
-def _quantize(source: Path, target: Path) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    root = logging.getLogger()
-    advice = _DropAdvice()
-    root.addFilter(advice)  # onnxruntime logs advice for static quantisation on the root logger
-    try:
-        quantize_dynamic(
-            str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
-        )
-    finally:
-        root.removeFilter(advice)
-
-
-class _DropAdvice(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "pre-processing before quantization" not in record.getMessage()
-
-
-def _weights_digest(transformer_dir: Path) -> str:
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        if (transformer_dir / name).is_file():
-            return _sha256(transformer_dir / name)
-    return "unknown"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:  # pragma: no cover - each is installed with qa
-        return "unknown"
-
-
 __all__ = [
     "OnnxEmbedder",
+    "describe_model",
     "export_folder",
-    "export_model",
-    "make_encoder",
+    "model_folder",
     "read_export",
 ]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa.errors import QAError
+from qa.files import sha256_file
 from qa.ingest.cleaning import Block
 from qa.ingest.documents import Document
 
@@ -31,11 +32,7 @@ class Benchmark:
 
     def fingerprint(self) -> str:
         """Identifies the corpus file, so an index built from it can be reused."""
-        digest = hashlib.sha256()
-        with open(self.path / "corpus.jsonl", "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return sha256_file(self.path / "corpus.jsonl")
 
 
 def load_benchmark(path: Path, split: str = "test") -> Benchmark:

@@ -3,7 +3,7 @@
 A question file is JSON Lines; each line has ``id``, ``question`` and ``evidence`` (strings a
 correct passage contains) or ``"answerable": false``. A passage answers a question when
 it contains one of its evidence strings after folding quotes, dashes, case and
-whitespace (:func:`qa.ingest.cleaning.normalize`).
+whitespace (:func:`qa.text.normalize`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from qa.evaluation.beir import Benchmark, Qrels, load_benchmark
 from qa.index.pipeline import Progress, build_documents, expected_identity
 from qa.index.store import Index, compatibility_problems, current_build_id, read_manifest
 from qa.ingest.chunking import ChunkerConfig
-from qa.ingest.cleaning import normalize
 from qa.search.retrieval import MODES, Answer, Mode, Searcher
+from qa.service import Expected, open_searcher, open_store
+from qa.text import normalize
 
 
 @dataclass(frozen=True)
@@ -141,10 +142,20 @@ def evaluate_questions(
 Run = dict[str, dict[str, float]]
 #: What ``qa eval --beir`` reports, by the names used in the BEIR paper.
 BEIR_MEASURES = ("nDCG@10", "Recall@100", "MRR@10")
+#: Documents scored per query: Recall@100, the deepest measure, reads no further.
+BEIR_DOCS = 100
+#: Passages taken from each retriever per query: ten per document scored, enough for
+#: BEIR_DOCS distinct documents when a document has several passages among the best.
+BEIR_DEPTH = 10 * BEIR_DOCS
 
 
 def beir_run(
-    searcher: Searcher, benchmark: Benchmark, mode: Mode, vectors: Vectors, depth: int = 1000, docs: int = 100
+    searcher: Searcher,
+    benchmark: Benchmark,
+    mode: Mode,
+    vectors: Vectors,
+    depth: int = BEIR_DEPTH,
+    docs: int = BEIR_DOCS,
 ) -> Run:
     """Each query's ``docs`` best documents; a document scores its best passage's score.
 
@@ -186,7 +197,7 @@ def score_run(qrels: Qrels, run: Run) -> dict[str, float]:
 
 
 def evaluate_beir(
-    searcher: Searcher, benchmark: Benchmark, modes: Sequence[Mode] = MODES, depth: int = 1000
+    searcher: Searcher, benchmark: Benchmark, modes: Sequence[Mode] = MODES, depth: int = BEIR_DEPTH
 ) -> dict[str, dict[str, float]]:
     """``{mode: {measure: value}}`` for each retrieval mode on a benchmark."""
     vectors = searcher.embedder.embed_batch(list(benchmark.queries.values()))
@@ -205,6 +216,13 @@ def open_beir_index(
     Titles are always embedded with the text, as BEIR's published dense baselines do.
     Vectors already embedded for the same text are reused from the folder's cache.
     """
+    return open_store(index_dir, _beir_build(benchmark, index_dir, embedder, config, progress))
+
+
+def _beir_build(
+    benchmark: Benchmark, index_dir: Path, embedder: Embedder, config: ChunkerConfig, progress: Progress | None
+) -> Expected:
+    """Build the benchmark's corpus into ``index_dir`` unless it holds it already; what opening it expects."""
     config = replace(config, embed_title=True)
     corpus = {"path": str(benchmark.path.resolve()), "sha256": benchmark.fingerprint()}
     expected = expected_identity(embedder, config)
@@ -215,7 +233,7 @@ def open_beir_index(
         fresh = False
     if not fresh:
         build_documents(benchmark.documents, index_dir, embedder, config, corpus, progress)
-    return Index.open(index_dir, expected)
+    return expected
 
 
 def run_beir(
@@ -233,9 +251,11 @@ def run_beir(
     ``embedder`` builds the index; ``query_embedder`` (default: the same) encodes the queries.
     """
     benchmark = load_benchmark(path, split)
-    index = open_beir_index(benchmark, index_dir, embedder, config, progress)
+    expected = _beir_build(benchmark, index_dir, embedder, config, progress)
+    searcher = open_searcher(index_dir, query_embedder or embedder, expected)
+    index = searcher.index
     try:
-        scores = evaluate_beir(Searcher(index, query_embedder or embedder), benchmark, modes)
+        scores = evaluate_beir(searcher, benchmark, modes)
         return {
             "benchmark": path.resolve().name,
             "split": split,
@@ -254,9 +274,9 @@ def run_questions(
 ) -> dict[str, Any]:
     """``qa eval --questions``: Recall@1/3/5, MRR and abstention for each mode over the built index."""
     questions = load_questions(path)
-    index = Index.open(index_dir, expected_identity(embedder, config))
+    searcher = open_searcher(index_dir, embedder, expected_identity(embedder, config))
+    index = searcher.index
     try:
-        searcher = Searcher(index, embedder)
         figures: dict[str, Any] = {}
         for mode in modes:
             report = evaluate_questions(searcher, questions, mode=mode)

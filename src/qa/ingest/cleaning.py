@@ -28,8 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from qa.text import BYLINE_NAME_WORDS, SPACES, count_words
-from qa.text import normalize as normalize  # re-exported for qa.evaluation.questions until it imports qa.text
+from qa.text import BYLINE_NAME_WORDS, SPACES, count_words, normalize
 
 BlockKind = Literal["title", "heading", "byline", "prose", "boilerplate"]
 

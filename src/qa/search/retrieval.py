@@ -22,6 +22,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Literal
 
 import numpy as np
@@ -183,8 +184,14 @@ class Filters:
         """Raise :class:`InvalidQueryError` for a date that is not ``YYYY-MM-DD`` or an empty value."""
         for name in ("published_from", "published_to"):
             value = getattr(self, name)
-            if value is not None and not _DATE_RE.fullmatch(value):
-                raise InvalidQueryError(f"{name} must be a date as YYYY-MM-DD, not {value!r}")
+            if value is None:
+                continue
+            try:
+                if not _DATE_RE.fullmatch(value):
+                    raise ValueError(value)
+                date.fromisoformat(value)  # a day of the calendar: not 2024-13-45
+            except ValueError:
+                raise InvalidQueryError(f"{name} must be a date as YYYY-MM-DD, not {value!r}") from None
         for name in ("author", "outlet"):
             value = getattr(self, name)
             if value is not None and not value.strip():
@@ -230,7 +237,7 @@ class Hit:
 def check_question(question: str, k: int) -> str:
     """The question with surrounding space removed, or :class:`InvalidQueryError`."""
     text = question.strip()
-    if not text:
+    if not any(c.isprintable() and not c.isspace() for c in text):  # blank, or control characters only
         raise InvalidQueryError("the question is empty")
     if len(text) > MAX_QUESTION_CHARS:
         raise InvalidQueryError(f"the question is {len(text)} characters long; the limit is {MAX_QUESTION_CHARS}")

@@ -23,6 +23,7 @@ from qa.embedding.base import Embedder
 from qa.errors import IndexStoreError, ModelError, QAError
 from qa.index.store import Index, current_build_id
 from qa.search.retrieval import Searcher
+from qa.service import open_searcher
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class LiveIndex:
                 build_id = current_build_id(self.index_dir)
                 if build_id == previous and not force:
                     return ReloadResult(False, build_id, previous)
-                index = Index.open_build(self.index_dir / build_id, self.expected)
+                searcher = open_searcher(self.index_dir, self.embedder, self.expected, build_id)
             except (IndexStoreError, ModelError) as exc:
                 self._failed(exc, previous)
                 raise
@@ -137,10 +138,11 @@ class LiveIndex:
                 error = IndexStoreError(f"cannot open the build in {self.index_dir}: {type(exc).__name__}: {exc}")
                 self._failed(error, previous)
                 raise error from exc
-            self._swap(index)
+            self._swap(searcher)
             self._failed_build = None
             if previous is not None:
                 self.reloads_ok += 1
+            index = searcher.index
             log.info("now serving build %s (%d passages; was %s)", index.build_id, index.passage_count, previous)
             return ReloadResult(True, index.build_id, previous)
 
@@ -189,9 +191,9 @@ class LiveIndex:
             except Exception:  # the watcher must outlive any one bad poll
                 log.exception("checking %s for a new build failed", self.index_dir)
 
-    def _swap(self, index: Index) -> None:
+    def _swap(self, searcher: Searcher) -> None:
         with self._lock:
-            old, self._build = self._build, _Build(Searcher(index, self.embedder))
+            old, self._build = self._build, _Build(searcher)
             self.error = None
             if old is not None:
                 old.retired = True

@@ -1,0 +1,36 @@
+"""GET and POST /ask: one request model (:class:`~qa.server.schemas.AskRequest`) for both."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from qa.search.retrieval import Answer, Searcher
+from qa.server.deps import AppState, Live
+from qa.server.middleware import error_responses
+from qa.server.schemas import AskQuery, AskRequest
+
+_ERRORS = error_responses(404, 422, 503)
+
+
+def answer(live: Searcher, request: AskRequest, default_k: int) -> Answer:
+    return live.ask(
+        request.question, request.k or default_k, mode=request.mode, filters=request.filters(), group=request.group
+    )
+
+
+def routes(state: AppState) -> APIRouter:
+    """The two /ask routes; ``k`` defaults to the settings' ``default_k`` (read once, here)."""
+    default_k = state.settings.default_k
+    router = APIRouter()
+
+    @router.get("/ask", response_model=Answer, responses=_ERRORS, summary="Ask a question (query string)")
+    def ask_get(live: Live, query: Annotated[AskQuery, Query()]) -> Answer:
+        return answer(live, query, default_k)
+
+    @router.post("/ask", response_model=Answer, responses=_ERRORS, summary="Ask a question (JSON body)")
+    def ask_post(live: Live, body: AskRequest) -> Answer:
+        return answer(live, body, default_k)
+
+    return router

@@ -1,0 +1,182 @@
+"""The one place that wires the service: settings → encoders → chunker → identity → store → searcher.
+
+The API, the CLI, evaluation and scripts all start here::
+
+    with Service.from_settings(Settings()) as service:
+        answer = service.ask("Why did India reject an Asian NATO?")
+
+:func:`open_store` and :func:`open_searcher` hold the only calls above the index package that
+open a store and put a searcher over it (``Index.open``, ``Index.open_build``, ``Searcher``);
+everything else goes through them (tests/test_service.py checks it).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from qa.config import Settings
+from qa.embedding.base import Embedder
+from qa.embedding.factory import make_encoder
+from qa.index import pipeline
+from qa.index.pipeline import BuildReport, Progress, expected_identity
+from qa.index.store import Index
+from qa.ingest.chunking import ChunkerConfig
+from qa.search.retrieval import DEFAULT_FUSION, Answer, Filters, Fusion, Searcher
+
+#: What a build must have been made with: ``{"model": ..., "chunker": ...}`` (see :func:`expected_identity`).
+Expected = dict[str, Any]
+
+
+def open_store(index_dir: Path, expected: Expected | None = None, build_id: str | None = None) -> Index:
+    """The build CURRENT names in ``index_dir`` (or ``build_id``), refused unless it was made as ``expected`` says.
+
+    ``expected=None`` skips the model and chunker check: only for readers that embed
+    nothing (quote verification, integrity checks).
+    """
+    if build_id is None:
+        return Index.open(index_dir, expected)
+    return Index.open_build(index_dir / build_id, expected)
+
+
+def open_searcher(
+    index_dir: Path,
+    embedder: Embedder,
+    expected: Expected,
+    build_id: str | None = None,
+    fusion: Fusion = DEFAULT_FUSION,
+) -> Searcher:
+    """A searcher over the build :func:`open_store` opens; closing ``searcher.index`` is the caller's."""
+    return Searcher(open_store(index_dir, expected, build_id), embedder, fusion)
+
+
+class Service:
+    """The encoders, the chunker configuration and the identity of one set of settings.
+
+    Encoders are made on first use and closed by :meth:`close`, unless they were handed in
+    (tests hand in a fake one). The model loads on the first call that needs it: the
+    identity (:attr:`expected`) embeds a probe text.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        query_encoder: Embedder | None = None,
+        passage_encoder: Embedder | None = None,
+        serving: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.chunker = ChunkerConfig.from_settings(settings)
+        self.serving = serving
+        self._query_encoder = query_encoder
+        self._passage_encoder = passage_encoder
+        self._handed_in = query_encoder is not None
+        self._owned: list[Embedder] = []
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        query_encoder: Embedder | None = None,
+        passage_encoder: Embedder | None = None,
+        serving: bool = False,
+    ) -> Service:
+        """The service ``settings`` describe; an encoder given here is used instead of the one the settings name.
+
+        ``serving`` (``qa serve``) gives the query encoder ``inference_threads`` intra-op
+        threads; elsewhere each runtime keeps its default (torch: every core, as builds
+        and evaluations were measured; the ONNX encoder: one).
+        """
+        return cls(settings, query_encoder, passage_encoder, serving)
+
+    @property
+    def query_encoder(self) -> Embedder:
+        """What encodes questions (``query_encoder``); made on first use."""
+        if self._query_encoder is None:
+            s = self.settings
+            threads = s.inference_threads if self.serving else None
+            self._query_encoder = self._make(make_encoder(s.model, s.query_encoder, s.batch_size, threads))
+        return self._query_encoder
+
+    @property
+    def passage_encoder(self) -> Embedder:
+        """What embeds passages at build time (``passage_encoder``); made on first use.
+
+        The query encoder itself when both settings name the same encoder, or when the
+        query encoder was handed in (a fake does both jobs).
+        """
+        if self._passage_encoder is None:
+            s = self.settings
+            if self._handed_in or s.passage_encoder == s.query_encoder:
+                self._passage_encoder = self.query_encoder
+            else:
+                self._passage_encoder = self._make(make_encoder(s.model, s.passage_encoder, s.batch_size))
+        return self._passage_encoder
+
+    def _make(self, encoder: Embedder) -> Embedder:
+        self._owned.append(encoder)
+        return encoder
+
+    @functools.cached_property
+    def expected(self) -> Expected:
+        """What a build must have been made with to be searched with the query encoder (loads the model)."""
+        return expected_identity(self.query_encoder, self.chunker)
+
+    # -- answering --------------------------------------------------------------------------
+
+    def open_searcher(self, embedder: Embedder | None = None, build_id: str | None = None) -> Searcher:
+        """A searcher over the live build (or ``build_id``), asking with ``embedder`` (default: the query encoder)."""
+        return open_searcher(self.settings.index_dir, embedder or self.query_encoder, self.expected, build_id)
+
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        mode: str = "hybrid",
+        filters: Filters | None = None,
+        group: bool = True,
+    ) -> Answer:
+        """Open the live build, answer one question (``k`` defaults to ``default_k``) and close it."""
+        searcher = self.open_searcher()
+        try:
+            return searcher.ask(question, k or self.settings.default_k, mode=mode, filters=filters, group=group)
+        finally:
+            searcher.index.close()
+
+    # -- building ---------------------------------------------------------------------------
+
+    def stale_reason(self) -> str | None:
+        """Why the live build does not match the corpus and these settings, or ``None``."""
+        s = self.settings
+        return pipeline.stale_reason(s.corpus_dir, s.index_dir, self.passage_encoder, self.chunker, s.vector_index)
+
+    def build(self, progress: Progress | None = None) -> BuildReport:
+        """Build the corpus into a new build and make it live."""
+        s = self.settings
+        return pipeline.build_index(
+            s.corpus_dir, s.index_dir, self.passage_encoder, self.chunker, progress, s.vector_index
+        )
+
+    def rollback(self) -> tuple[str, str]:
+        """Make the previous build live again, if it opens with these settings (see :func:`pipeline.rollback`)."""
+        return pipeline.rollback(self.settings.index_dir, self.expected)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the encoders this service made (each once)."""
+        for encoder in dict.fromkeys(self._owned):
+            close = getattr(encoder, "close", None)  # the protocol does not require one (fakes have none)
+            if callable(close):
+                close()
+        self._owned.clear()
+
+    def __enter__(self) -> Service:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
