@@ -36,7 +36,8 @@ from qa.index.pipeline import BuildReport, build_index, rollback, stale_reason
 from qa.index.store import Index
 from qa.ingest.chunking import Chunker, ChunkerConfig, Passage
 from qa.ingest.documents import Document, load_corpus
-from qa.search.retrieval import Answer, Result, Searcher
+from qa.search.models import Answer, Result
+from qa.search.retrieval import Searcher
 
 __all__ = [
     "Answer",

@@ -6,7 +6,7 @@ Markdown and plain text are the strings every :class:`~qa.citations.cite.Citatio
 ``@article`` whose key is stable across rebuilds (it is made from the passage's content
 hash), with every BibTeX special character escaped.
 
-Also renders a whole :class:`~qa.search.retrieval.Answer` as a Markdown block for a report: block
+Also renders a whole :class:`~qa.search.models.Answer` as a Markdown block for a report: block
 quotes with numbered footnotes.
 """
 
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from qa.citations.cite import PassageView
-    from qa.search.retrieval import Answer
+    from qa.search.models import Answer
 
 CiteFormat = Literal["markdown", "text", "csl-json", "bibtex"]
 CITE_FORMATS: tuple[CiteFormat, ...] = ("markdown", "text", "csl-json", "bibtex")

@@ -45,9 +45,11 @@ from qa.errors import (
     PassageNotFoundError,
     QAError,
 )
+from qa.index.filters import Filters
 from qa.index.pipeline import expected_identity
 from qa.ingest.chunking import ChunkerConfig
-from qa.search.retrieval import Answer, Filters, Mode, Searcher
+from qa.search.models import Answer, Mode
+from qa.search.retrieval import Searcher
 from qa.server.live import LiveIndex, NotServing
 from qa.server.metrics import Metrics, MetricsMiddleware
 from qa.server.middleware import (
@@ -351,7 +353,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         return Health(
             status="ok",
             build_id=index.build_id,
-            model=str(index.manifest["model"]["name"]),
+            model=index.manifest.model.name,
             passages=index.passage_count,
             documents=len(index.documents()),
         )
@@ -366,7 +368,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         index = live.index
         return Ready(
             build_id=index.build_id,
-            model=str(index.manifest["model"]["name"]),
+            model=index.manifest.model.name,
             passages=index.passage_count,
             documents=len(index.documents()),
         )

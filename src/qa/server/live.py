@@ -21,7 +21,9 @@ from typing import Any
 
 from qa.embedding.base import Embedder
 from qa.errors import IndexStoreError, ModelError, QAError
-from qa.index.store import Index, current_build_id
+from qa.index.builds import current_build_id
+from qa.index.protocol import PassageStore
+from qa.index.store import Index
 from qa.search.retrieval import Searcher
 
 log = logging.getLogger(__name__)
@@ -104,7 +106,7 @@ class LiveIndex:
         finally:
             held.release()
 
-    def current(self) -> Index | None:
+    def current(self) -> PassageStore | None:
         """The open build, for reading its figures (not for queries: take a lease)."""
         build = self._build
         return build.searcher.index if build is not None else None
@@ -189,7 +191,7 @@ class LiveIndex:
             except Exception:  # the watcher must outlive any one bad poll
                 log.exception("checking %s for a new build failed", self.index_dir)
 
-    def _swap(self, index: Index) -> None:
+    def _swap(self, index: PassageStore) -> None:
         with self._lock:
             old, self._build = self._build, _Build(Searcher(index, self.embedder))
             self.error = None
