@@ -28,9 +28,10 @@ def match_expression(terms: Sequence[str]) -> str | None:
     """The FTS5 query for some terms: each quoted, joined by OR (``None`` for no terms).
 
     Quoting makes every term a plain string to FTS5 (no operators, columns or prefixes
-    can be smuggled in).
+    can be smuggled in); a double quote inside a term is doubled, as FTS5 strings escape it.
     """
-    return " OR ".join(f'"{t}"' for t in dict.fromkeys(terms)) or None
+    quoted = ('"' + t.replace('"', '""') + '"' for t in dict.fromkeys(terms) if t)
+    return " OR ".join(quoted) or None
 
 
 def filter_condition(filters: Filters) -> tuple[str, list[Any]]:
@@ -77,21 +78,22 @@ class BuildDatabase:
 
     # -- passages ----------------------------------------------------------------------------
 
-    def passages_at(self, positions: Sequence[int]) -> list[PassageRecord]:
-        """Passages by position, in the order asked (unknown positions are left out)."""
-        return self._ordered("rowid", positions, lambda p: p.position)
-
     def passages(self, passage_ids: Sequence[str]) -> list[PassageRecord]:
         """Passages by id, in the order asked (unknown ids are left out)."""
-        return self._ordered("passage_id", passage_ids, lambda p: p.passage_id)
-
-    def _ordered(self, column: str, keys: Sequence[Any], key_of: Any) -> list[PassageRecord]:
-        if not keys:
+        if not passage_ids:
             return []
-        marks = ",".join("?" * len(keys))
-        rows = self.query(f"SELECT {PASSAGE_COLUMNS} FROM passages WHERE {column} IN ({marks})", list(keys))
-        found = {key_of(record): record for record in (PassageRecord(*row) for row in rows)}
-        return [found[k] for k in keys if k in found]
+        marks = ",".join("?" * len(passage_ids))
+        rows = self.query(f"SELECT {PASSAGE_COLUMNS} FROM passages WHERE passage_id IN ({marks})", list(passage_ids))
+        found = {record.passage_id: record for record in (PassageRecord(*row) for row in rows)}
+        return [found[p] for p in passage_ids if p in found]
+
+    def identify(self, positions: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """The passage id and document id at each of these positions."""
+        if not positions:
+            return {}
+        marks = ",".join("?" * len(positions))
+        rows = self.query(f"SELECT rowid, passage_id, doc_id FROM passages WHERE rowid IN ({marks})", list(positions))
+        return {int(r): (str(p), str(d)) for r, p, d in rows}
 
     def positions(self, passage_ids: Sequence[str]) -> dict[str, int]:
         if not passage_ids:
@@ -114,56 +116,42 @@ class BuildDatabase:
         found = dict(rows)
         return found.get(passage.ordinal - 1), found.get(passage.ordinal + 1)
 
-    def sentences(self, positions: Sequence[int]) -> dict[int, tuple[list[tuple[int, int]], Vectors]]:
+    def sentences(self, passage_ids: Sequence[str]) -> dict[str, tuple[list[tuple[int, int]], Vectors]]:
         """Each passage's sentences (offsets into its text, in order) and their stored vectors."""
-        out: dict[int, tuple[list[tuple[int, int]], Vectors]] = {}
-        if not positions:
+        out: dict[str, tuple[list[tuple[int, int]], Vectors]] = {}
+        if not passage_ids:
             return out
-        marks = ",".join("?" * len(positions))
+        marks = ",".join("?" * len(passage_ids))
         rows = self.query(
-            f'SELECT passage, start, "end", vector FROM sentences WHERE passage IN ({marks}) ORDER BY passage, start',
-            list(positions),
+            f'SELECT p.passage_id, s.start, s."end", s.vector FROM passages p JOIN sentences s ON s.passage = p.rowid '
+            f"WHERE p.passage_id IN ({marks}) ORDER BY s.passage, s.start",
+            list(passage_ids),
         )
-        grouped: dict[int, list[tuple[int, int, bytes]]] = {}
-        for passage, start, end, blob in rows:
-            grouped.setdefault(int(passage), []).append((int(start), int(end), blob))
-        for position, items in grouped.items():
+        grouped: dict[str, list[tuple[int, int, bytes]]] = {}
+        for passage_id, start, end, blob in rows:
+            grouped.setdefault(str(passage_id), []).append((int(start), int(end), blob))
+        for passage_id, items in grouped.items():
             vectors = np.frombuffer(b"".join(blob for _, _, blob in items), dtype=np.float32)
-            out[position] = ([(s, e) for s, e, _ in items], vectors.reshape(len(items), -1))
+            out[passage_id] = ([(s, e) for s, e, _ in items], vectors.reshape(len(items), -1))
         return out
 
     # -- BM25 ----------------------------------------------------------------------------------
 
-    def lexical(
-        self,
-        match: str,
-        weights: tuple[float, float],
-        k: int | None = None,
-        within: Filters | Sequence[int] | None = None,
-    ) -> list[tuple[int, float]]:
-        """Passages matching an FTS5 ``match`` with their BM25, best first (ties by position).
+    def bm25(self, match: str, weights: tuple[float, float], filters: Filters | None = None) -> list[tuple[int, float]]:
+        """Every passage matching an FTS5 ``match`` with its BM25, best first (ties by position).
 
         ``weights`` are the BM25 weights of the title and text columns; scores are positive,
-        higher is better. ``within`` restricts the search to the documents some filters allow,
-        or to some positions; ``k`` keeps the best ``k``. FTS5's BM25 takes its statistics from
-        the whole table, so a restricted search gives each passage the score it has unrestricted.
+        higher is better. ``filters`` keeps the passages of the documents they allow; FTS5's
+        BM25 takes its statistics from the whole table, so a kept passage scores as unfiltered.
         """
         sql = "SELECT rowid, -bm25(passages_fts, ?, ?) AS score FROM passages_fts WHERE passages_fts MATCH ?"
         params: list[Any] = [weights[0], weights[1], match]
-        if isinstance(within, Filters):
-            condition, extra = filter_condition(within)
+        if filters is not None:
+            condition, extra = filter_condition(filters)
             sql += f" AND rowid IN ({_ALLOWED} WHERE {condition})"
             params.extend(extra)
-        elif within is not None:
-            if not within:
-                return []
-            sql += f" AND rowid IN ({','.join('?' * len(within))})"
-            params.extend(within)
-        sql += " ORDER BY score DESC, rowid"
-        if k is not None:
-            sql += " LIMIT ?"
-            params.append(k)
-        return [(int(r), float(score)) for r, score in self.query(sql, params)]
+        rows = self.query(sql + " ORDER BY score DESC, rowid", params)
+        return [(int(r), float(score)) for r, score in rows]
 
     def document_scores(self, match: str, doc_ids: Sequence[str], weights: tuple[float, float]) -> dict[str, float]:
         """BM25 scores of these whole documents (title and cleaned text) for ``match``."""

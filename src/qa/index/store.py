@@ -8,8 +8,11 @@ FAISS selector (see :func:`qa.index.vectors.search_vectors`).
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,8 @@ class Index:
         self._vectors = vectors
         self.vector_spec = manifest.vectors
         self._documents = self._db.documents()
+        #: Per request thread: the last filter's allowed positions and the last BM25 pass.
+        self._recent = threading.local()
 
     @classmethod
     def open(cls, index_dir: Path, expected: Expected) -> Index:
@@ -120,8 +125,8 @@ class Index:
         match = match_expression(terms)
         if match is None:
             return []
-        within = filters if filters is not None and filters.active() else None
-        return self._scored(self._db.lexical(match, weights, k, within))
+        active = filters if filters is not None and filters.active() else None
+        return self._scored(list(itertools.islice(self._bm25(match, weights, active).items(), k)))
 
     def scores(
         self,
@@ -138,8 +143,8 @@ class Index:
             cosines = {p: float(c) for p, c in zip(ids, values, strict=True)}
         bm25: dict[int, float] = {}
         match = match_expression(terms or ())
-        if terms is not None and match is not None:
-            bm25 = dict(self._db.lexical(match, weights, within=[positions[p] for p in ids]))
+        if match is not None:
+            bm25 = self._bm25_covering(match, weights, [positions[p] for p in ids])
         return {p: PassageScores(cosines.get(p), bm25.get(positions[p])) for p in ids}
 
     def document_scores(self, terms: Sequence[str], doc_ids: Sequence[str], weights: Weights) -> dict[str, float]:
@@ -155,9 +160,7 @@ class Index:
         return self._db.neighbours(passage)
 
     def sentences(self, passage_ids: Sequence[str]) -> dict[str, SentenceVectors]:
-        records = self._db.passages(passage_ids)
-        stored = self._db.sentences([p.position for p in records])
-        return {p.passage_id: SentenceVectors(*stored[p.position]) for p in records if p.position in stored}
+        return {p: SentenceVectors(*found) for p, found in self._db.sentences(passage_ids).items()}
 
     def documents(self) -> list[DocumentRecord]:
         return list(self._documents.values())
@@ -174,15 +177,45 @@ class Index:
     # -- internals -----------------------------------------------------------------------
 
     def _allowed(self, filters: Filters | None) -> list[int] | None:
-        """The positions ``filters`` allow (``None``: no filter)."""
-        return self._db.allowed(filters) if filters is not None and filters.active() else None
+        """The positions ``filters`` allow (``None``: no filter); the last answer is kept per thread."""
+        if filters is None or not filters.active():
+            return None
+        last: _Allowed | None = getattr(self._recent, "allowed", None)
+        if last is None or last.filters != filters:
+            positions = self._db.allowed(filters)
+            last = _Allowed(filters, positions, frozenset(positions))
+            self._recent.allowed = last
+        return last.positions
+
+    def _bm25(self, match: str, weights: Weights, filters: Filters | None = None) -> dict[int, float]:
+        """Every passage matching ``match`` (in the documents ``filters`` allow) with its BM25,
+        in order: best first, ties by position.
+
+        FTS5 scores every match whatever is kept, so one pass serves both the lexical
+        retriever (its best ``k``) and :meth:`scores` for the other retriever's candidates:
+        the last pass is kept per thread (a build never changes, so it never goes stale).
+        """
+        last: _Pass | None = getattr(self._recent, "bm25", None)
+        if last is None or (last.match, last.weights, last.filters) != (match, weights, filters):
+            last = _Pass(match, weights, filters, dict(self._db.bm25(match, weights, filters)))
+            self._recent.bm25 = last
+        return last.scores
+
+    def _bm25_covering(self, match: str, weights: Weights, positions: Sequence[int]) -> dict[int, float]:
+        """BM25 scores right for ``positions``: the last pass when its filter allowed all of them
+        (FTS5 takes its statistics from the whole table, so a filtered pass scores as an unfiltered one)."""
+        last: _Pass | None = getattr(self._recent, "bm25", None)
+        if last is not None and (last.match, last.weights) == (match, weights):
+            if last.filters is None:
+                return last.scores
+            allowed: _Allowed | None = getattr(self._recent, "allowed", None)
+            if allowed is not None and allowed.filters == last.filters and allowed.members.issuperset(positions):
+                return last.scores
+        return self._bm25(match, weights)
 
     def _scored(self, hits: Sequence[tuple[int, float]]) -> list[ScoredPassage]:
-        records = {p.position: p for p in self._db.passages_at([position for position, _ in hits])}
-        return [
-            ScoredPassage(records[position].passage_id, records[position].doc_id, position, score)
-            for position, score in hits
-        ]
+        ids = self._db.identify([position for position, _ in hits])
+        return [ScoredPassage(*ids[position], position, score) for position, score in hits]
 
     def _check_counts(self) -> None:
         stored, low, high = self._db.query("SELECT COUNT(*), MIN(rowid), MAX(rowid) FROM passages")[0]
@@ -202,3 +235,22 @@ class Index:
                 f"{self.path / VECTORS} holds {self.dimension}-dimensional vectors but the manifest says "
                 f"{self._manifest.model.dimension}. Rebuild with `qa build`."
             )
+
+
+@dataclass(frozen=True)
+class _Allowed:
+    """The passages one filter allows, as a list for FAISS and a set for membership."""
+
+    filters: Filters
+    positions: list[int]
+    members: frozenset[int]
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """One BM25 pass: every passage the match finds (within a filter), best first."""
+
+    match: str
+    weights: Weights
+    filters: Filters | None
+    scores: dict[int, float]
