@@ -144,10 +144,20 @@ def evaluate_questions(
 Run = dict[str, dict[str, float]]
 #: What ``qa eval --beir`` reports, by the names used in the BEIR paper.
 BEIR_MEASURES = ("nDCG@10", "Recall@100", "MRR@10")
+#: Documents kept per query: Recall@100, the deepest measure, looks at 100.
+BEIR_DOCS = 100
+#: Passages taken from each retriever per query, ten per document kept, so that documents
+#: of several passages still leave :data:`BEIR_DOCS` distinct documents.
+BEIR_DEPTH = 1000
 
 
 def beir_run(
-    searcher: Searcher, benchmark: Benchmark, mode: Mode, vectors: Vectors, depth: int = 1000, docs: int = 100
+    searcher: Searcher,
+    benchmark: Benchmark,
+    mode: Mode,
+    vectors: Vectors,
+    depth: int = BEIR_DEPTH,
+    docs: int = BEIR_DOCS,
 ) -> Run:
     """Each query's ``docs`` best documents; a document scores its best passage's score.
 
@@ -189,7 +199,7 @@ def score_run(qrels: Qrels, run: Run) -> dict[str, float]:
 
 
 def evaluate_beir(
-    searcher: Searcher, benchmark: Benchmark, modes: Sequence[Mode] = MODES, depth: int = 1000
+    searcher: Searcher, benchmark: Benchmark, modes: Sequence[Mode] = MODES, depth: int = BEIR_DEPTH
 ) -> dict[str, dict[str, float]]:
     """``{mode: {measure: value}}`` for each retrieval mode on a benchmark."""
     vectors = searcher.embedder.embed_batch(list(benchmark.queries.values()))

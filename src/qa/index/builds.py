@@ -67,17 +67,14 @@ def write_build(
     for :func:`choose_vector_index` or an explicit spec; what was used is recorded in the
     manifest's ``vectors`` entry and checked when the build is opened.
 
-    The caller holds :func:`build_lock`. Nothing visible changes until the final rename.
-    ``started`` is the ``time.perf_counter()`` at which the build began: the manifest's
-    ``build_seconds`` is the wall time from then until the manifest is written.
+    The caller holds :func:`build_lock`; nothing visible changes until the final rename.
+    ``started`` is the ``time.perf_counter()`` at which the build began (the manifest's
+    ``build_seconds`` runs from then to the manifest).
     """
     if len(passages) != len(vectors):
         raise IndexStoreError(f"{len(passages)} passages but {len(vectors)} vectors")
     remove_partial_builds(index_dir)
-    try:
-        previous: str | None = current_build_id(index_dir)
-    except IndexNotFoundError:
-        previous = None
+    previous = _current_or_none(index_dir)
     build_id = _new_build_id(index_dir, manifest)
     tmp = index_dir / f"{TMP_PREFIX}{build_id}-{os.getpid()}"
     tmp.mkdir(parents=True)
@@ -111,6 +108,13 @@ def write_build(
     switch_current(index_dir, build_id)
     prune_builds(index_dir, keep=KEEP_BUILDS)
     return build_id
+
+
+def _current_or_none(index_dir: Path) -> str | None:
+    try:
+        return current_build_id(index_dir)
+    except IndexNotFoundError:
+        return None
 
 
 def _publish(tmp: Path, final: Path, manifest: dict[str, Any]) -> None:
