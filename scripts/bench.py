@@ -50,8 +50,9 @@ from sentence_transformers import SentenceTransformer
 from qa.config import Settings
 from qa.embedding.factory import make_encoder
 from qa.embedding.onnx import model_folder
+from qa.index.builds import current_build_id
 from qa.index.pipeline import build_index
-from qa.index.store import Index, current_build_id
+from qa.index.store import Index
 from qa.ingest.chunking import ChunkerConfig
 from qa.ingest.sentences import split_sentences
 
@@ -221,8 +222,8 @@ def bench_build(corpus: Path, config: ChunkerConfig, raw: SentenceTransformer, r
                     report = build_index(corpus, index_dir, embedder, config)
                     builds.setdefault(name, []).append(time.perf_counter() - t0)
                     passages = report.passages
-                index = Index.open(index_dir)
-                texts = [p.text for p in index.passages(list(range(1, index.passage_count + 1)))]
+                index = Index.open(index_dir, expected=None)  # just built here: nothing to check against
+                texts = [p.text for d in index.documents() for p in index.document_passages(d.doc_id)]
                 index.close()
                 sentence_texts = [t[s:e] for t in texts for s, e in split_sentences(t)]
                 sentences = len(sentence_texts)
@@ -263,7 +264,7 @@ t1 = time.perf_counter()
 embedder = make_encoder(None, sys.argv[1])
 embedder.load()
 t2 = time.perf_counter()
-Index.open(__import__("pathlib").Path(sys.argv[2])).close()
+Index.open(__import__("pathlib").Path(sys.argv[2]), expected=None).close()
 t3 = time.perf_counter()
 print(json.dumps({"imports_s": t1 - t0, "model_s": t2 - t1, "index_open_s": t3 - t2}))
 """

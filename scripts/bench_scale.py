@@ -19,9 +19,9 @@ to make copies that are neighbours of their source without being duplicates of i
 
 Queries: the 300 SciFact test questions embedded by the same model, and 300 held-out
 noisy vectors (grown like the collection, not added to it). Every index is made by
-:func:`qa.index.store.build_vector_index`, written and read back by the store's own reader
+:func:`qa.index.vectors.build_vector_index`, written and read back by the store's own reader
 (which checks it against the manifest entry and sets efSearch), and searched with
-:func:`qa.index.store.search_vectors`, the function behind ``Index.search``: what is measured
+:func:`qa.index.vectors.search_vectors`, the function behind ``Index.dense``: what is measured
 is what the service would open and run. Latency is one query per call, as the service
 searches, with FAISS on one OpenMP thread (a single query runs on one thread anyway);
 ``k=10`` and ``k=100`` (hybrid mode asks the dense side for fusion.depth = 100). Recall
@@ -49,12 +49,12 @@ from qa.config import Settings
 from qa.embedding.base import SentenceTransformerEmbedder
 from qa.environment import hugging_face_offline
 from qa.evaluation.beir import load_benchmark
-from qa.index.store import (
+from qa.index.vectors import (
     HNSW_THRESHOLD,
     VectorIndexSpec,
-    _read_vectors,
     build_vector_index,
     choose_vector_index,
+    read_vectors,
     search_vectors,
 )
 from qa.ingest.chunking import Chunker, ChunkerConfig
@@ -206,7 +206,7 @@ def measure(
     file_bytes = path.stat().st_size
     before = rss_bytes()
     t = time.perf_counter()
-    index = _read_vectors(path, {"vectors": spec.describe()})
+    index = read_vectors(path, spec.describe())
     load_s = time.perf_counter() - t
     rss_delta = rss_bytes() - before
     path.unlink()
@@ -258,10 +258,10 @@ def measure(
 def measure_filtered(vectors: np.ndarray, queries: np.ndarray, allowed_sizes: list[int]) -> list[dict[str, Any]]:
     """Filtered HNSW search: exact over the allowed set against the graph walk with a selector.
 
-    Both paths are :func:`qa.index.store.search_vectors`, with ``EXACT_FILTER_LIMIT`` set to
+    Both paths are :func:`qa.index.vectors.search_vectors`, with ``EXACT_FILTER_LIMIT`` set to
     force one or the other; this is what chose that limit. k = 100, as hybrid asks.
     """
-    from qa.index import store
+    from qa.index import vectors as store
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     spec = store.choose_vector_index(len(vectors), "hnsw")

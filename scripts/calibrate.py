@@ -1,4 +1,4 @@
-"""Measure the two thresholds of qa.search.retrieval: corroboration grouping and grounding (abstention).
+"""Measure the two thresholds of qa.search.evidence: corroboration grouping and grounding (abstention).
 
     python scripts/calibrate.py                       # seeds only
     python scripts/calibrate.py --beir ../shared/bench/scifact --beir-index bench-results/index-scifact
@@ -31,7 +31,9 @@ from qa.evaluation.questions import load_questions, open_beir_index
 from qa.index.pipeline import build_index, expected_identity
 from qa.index.store import Index
 from qa.ingest.chunking import ChunkerConfig
-from qa.search.retrieval import GROUNDED_THRESHOLD, GROUP_COSINE, GROUP_OVERLAP, Searcher, content_words
+from qa.search.evidence import GROUNDED_THRESHOLD, GROUP_COSINE, GROUP_OVERLAP
+from qa.search.retrieval import Searcher
+from qa.text import content_words
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +56,7 @@ def grouping(embedder: SentenceTransformerEmbedder) -> None:
             tp = int((pred & label).sum())
             fp = int((pred & ~label).sum())
             fn = int((~pred & label).sum())
-            mark = "  <- qa.search.retrieval" if (c, o) == (GROUP_COSINE, GROUP_OVERLAP) else ""
+            mark = "  <- qa.search.evidence" if (c, o) == (GROUP_COSINE, GROUP_OVERLAP) else ""
             precision = tp / (tp + fp) if tp + fp else 1.0
             recall, f1 = tp / (tp + fn), 2 * tp / (2 * tp + fp + fn)
             print(f"{c:>7.2f} {o:>8.2f} {precision:>6.3f} {recall:>6.3f} {f1:>6.3f}{mark}")
@@ -95,7 +97,7 @@ def grounding(embedder: SentenceTransformerEmbedder, beir: Path, beir_index: Pat
         abstained = np.mean([s < t for s in negative])
         offtopic_abstained = np.mean([s < t for s in offtopic])
         scifact_answered = f"{np.mean([s >= t for s in other]):>17.3f}" if other else f"{'-':>17}"
-        mark = "  <- qa.search.retrieval" if t == GROUNDED_THRESHOLD else ""
+        mark = "  <- qa.search.evidence" if t == GROUNDED_THRESHOLD else ""
         print(f"{t:>9.2f} {answered:>14.3f} {abstained:>12.3f} {offtopic_abstained:>17.3f} {scifact_answered}{mark}")
 
 

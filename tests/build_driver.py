@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qa.embedding.base import Vectors
+from qa.index import builds
 from qa.index import pipeline as indexing
-from qa.index import store
 from qa.index.pipeline import build_index
+from qa.index.vectors import VectorIndexSpec
 from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import FakeEmbedder
 
@@ -46,14 +47,14 @@ def main(corpus: Path, index: Path, marker: Path, stage: str) -> None:
         embedder = StallingEmbedder(marker, stall_on=3)
     elif stage == "writing":
         embedder = StallingEmbedder(marker, stall_on=None)
-        write_vectors = store._write_vectors
+        write_vectors = builds.write_vectors
 
-        def stalled(path: Path, vectors: Vectors, spec: store.VectorIndexSpec) -> None:
+        def stalled(path: Path, vectors: Vectors, spec: VectorIndexSpec) -> None:
             write_vectors(path, vectors, spec)
             marker.write_text("writing")
             time.sleep(STALL_SECONDS)
 
-        store._write_vectors = stalled
+        builds.write_vectors = stalled
     else:
         raise SystemExit(f"unknown stage {stage!r}")
     build_index(corpus, index, embedder, ChunkerConfig())

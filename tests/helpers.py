@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import socket
 import threading
@@ -17,6 +18,8 @@ import uvicorn
 
 from qa.embedding.base import Vectors, probe_identity
 from qa.embedding.identity import ModelIdentity
+from qa.index.database import PassageRecord
+from qa.index.protocol import PassageStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
@@ -93,3 +96,19 @@ def serve_in_thread(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+def all_passages(store: PassageStore) -> list[PassageRecord]:
+    """Every passage of a build, in build order (through the store's own verbs)."""
+    found = [p for d in store.documents() for p in store.document_passages(d.doc_id)]
+    return sorted(found, key=lambda p: p.position)
+
+
+def manifest_json(build: Path) -> dict[str, Any]:
+    """A build's manifest.json as written, to damage or inspect it."""
+    manifest: dict[str, Any] = json.loads((build / "manifest.json").read_text())
+    return manifest
+
+
+def save_manifest_json(build: Path, manifest: dict[str, Any]) -> None:
+    (build / "manifest.json").write_text(json.dumps(manifest))

@@ -123,13 +123,13 @@ def test_open_searcher_refuses_a_build_of_another_model(built: Settings, fake_em
 
 def test_open_store_opens_a_named_build_and_says_when_there_is_none(built: Settings, tmp_path: Path) -> None:
     build_id = (built.index_dir / "CURRENT").read_text().strip()
-    index = open_store(built.index_dir, build_id=build_id)
+    index = open_store(built.index_dir, None, build_id=build_id)
     try:
         assert index.build_id == build_id
     finally:
         index.close()
     with pytest.raises(IndexNotFoundError):
-        open_store(tmp_path / "nowhere")
+        open_store(tmp_path / "nowhere", None)
 
 
 def test_rollback_goes_through_the_services_identity(built: Settings, fake_embedder: FakeEmbedder) -> None:

@@ -35,7 +35,8 @@ from qa.errors import (
 from qa.index.pipeline import BuildReport, build_index, rollback, stale_reason
 from qa.index.store import Index
 from qa.ingest.chunking import ChunkerConfig
-from qa.search.retrieval import Answer, Result, Searcher
+from qa.search.models import Answer, Result
+from qa.search.retrieval import Searcher
 from qa.service import Service
 
 #: The installed version of qa ("0.0.0" when running from a source tree that was never installed).

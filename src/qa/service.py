@@ -21,16 +21,18 @@ from qa.config import Settings
 from qa.embedding.base import Embedder
 from qa.embedding.factory import make_encoder
 from qa.index import pipeline
+from qa.index.filters import Filters
 from qa.index.pipeline import BuildReport, Progress, expected_identity
 from qa.index.store import Index
 from qa.ingest.chunking import ChunkerConfig
-from qa.search.retrieval import DEFAULT_FUSION, Answer, Filters, Fusion, Searcher
+from qa.search.models import Answer
+from qa.search.retrieval import DEFAULT_FUSION, Fusion, Searcher
 
 #: What a build must have been made with: ``{"model": ..., "chunker": ...}`` (see :func:`expected_identity`).
 Expected = dict[str, Any]
 
 
-def open_store(index_dir: Path, expected: Expected | None = None, build_id: str | None = None) -> Index:
+def open_store(index_dir: Path, expected: Expected | None, build_id: str | None = None) -> Index:
     """The build CURRENT names in ``index_dir`` (or ``build_id``), refused unless it was made as ``expected`` says.
 
     ``expected=None`` skips the model and chunker check: only for readers that embed

@@ -37,7 +37,7 @@ RECORD = DocumentRecord(
 
 @pytest.fixture
 def index(built: Settings) -> Iterator[Index]:
-    opened = Index.open(built.index_dir)
+    opened = Index.open(built.index_dir, expected=None)
     yield opened
     opened.close()
 

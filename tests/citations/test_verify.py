@@ -33,7 +33,7 @@ def source(doc_id: str = DOC) -> str:
 
 @pytest.fixture
 def verifier(built: Settings) -> Iterator[Verifier]:
-    index = Index.open(built.index_dir)
+    index = Index.open(built.index_dir, expected=None)
     try:
         yield Verifier(index)
     finally:

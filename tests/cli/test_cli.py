@@ -76,7 +76,7 @@ def current(index_dir: Path) -> str:
 
 
 def passage_count(index_dir: Path) -> int:
-    index = Index.open(index_dir)
+    index = Index.open(index_dir, expected=None)
     try:
         return index.passage_count
     finally:

@@ -14,12 +14,13 @@ import pytest
 from qa.config import Settings
 from qa.embedding.base import Vectors
 from qa.index import pipeline as indexing
+from qa.index.builds import list_builds
 from qa.index.cache import CACHE_FILE, EmbeddingCache
 from qa.index.pipeline import build_index
-from qa.index.store import Index, list_builds
+from qa.index.store import Index
 from qa.ingest.chunking import Chunker, ChunkerConfig, Passage
 from qa.ingest.documents import Document
-from tests.helpers import FakeEmbedder
+from tests.helpers import FakeEmbedder, all_passages
 
 CONFIG = ChunkerConfig()
 
@@ -40,31 +41,28 @@ class CountingEmbedder(FakeEmbedder):
 
 
 def _passage_texts(index_dir: Path, doc_id: str | None = None) -> list[str]:
-    index = Index.open(index_dir)
+    index = Index.open(index_dir, expected=None)
     try:
-        passages = index.passages(list(range(1, index.passage_count + 1)))
+        passages = all_passages(index)
         return [p.text for p in passages if doc_id is None or p.doc_id == doc_id]
     finally:
         index.close()
 
 
 def _sentence_texts(index_dir: Path) -> set[str]:
-    index = Index.open(index_dir)
+    index = Index.open(index_dir, expected=None)
     try:
-        passages = index.passages(list(range(1, index.passage_count + 1)))
-        stored = index.sentences([p.rowid for p in passages])
-        return {p.text[s:e] for p in passages for s, e in stored[p.rowid][0]}
+        passages = all_passages(index)
+        stored = index.sentences([p.passage_id for p in passages])
+        return {p.text[s:e] for p in passages for s, e in stored[p.passage_id].spans}
     finally:
         index.close()
 
 
 def _passage_rows(index_dir: Path) -> list[tuple[str, str, int, int, str]]:
-    index = Index.open(index_dir)
+    index = Index.open(index_dir, expected=None)
     try:
-        return [
-            (p.passage_id, p.doc_id, p.start, p.end, p.text)
-            for p in index.passages(list(range(1, index.passage_count + 1)))
-        ]
+        return [(p.passage_id, p.doc_id, p.start, p.end, p.text) for p in all_passages(index)]
     finally:
         index.close()
 
@@ -85,13 +83,13 @@ def test_an_unchanged_corpus_is_rebuilt_without_embedding(settings: Settings) ->
     second = build_index(settings.corpus_dir, settings.index_dir, again, CONFIG)
     assert second.embedded == 0
     assert len(again.texts) == 1  # only the model probe
-    index = Index.open(settings.index_dir)
+    index = Index.open(settings.index_dir, expected=None)
     try:
-        stored = index.passages(list(range(1, index.passage_count + 1)))
+        stored = all_passages(index)
         vectors = FakeEmbedder().embed_batch([p.text for p in stored])
-        for row, vector in enumerate(vectors, start=1):
-            hits = index.search(vector, 1)
-            assert hits[0][1] == pytest.approx(1.0, abs=1e-5), row
+        for passage, vector in zip(stored, vectors, strict=True):
+            hits = index.dense(vector, 1)
+            assert hits[0].score == pytest.approx(1.0, abs=1e-5), passage.passage_id
     finally:
         index.close()
 
@@ -166,11 +164,10 @@ def test_a_damaged_cache_is_replaced(settings: Settings, caplog: pytest.LogCaptu
 
 
 def _search_doc_ids(index_dir: Path, texts: Sequence[str], k: int = 10) -> set[str]:
-    index = Index.open(index_dir)
+    index = Index.open(index_dir, expected=None)
     try:
         vectors = FakeEmbedder().embed_batch(list(texts))
-        rowids = [rowid for vector in vectors for rowid, _ in index.search(vector, k)]
-        return {p.doc_id for p in index.passages(rowids)}
+        return {hit.doc_id for vector in vectors for hit in index.dense(vector, k)}
     finally:
         index.close()
 
@@ -221,7 +218,7 @@ def test_a_deleted_article_leaves_the_index_and_the_results(settings: Settings) 
     assert report.documents == 4
     assert not _passage_texts(settings.index_dir, doc_id)
     assert doc_id not in _search_doc_ids(settings.index_dir, gone)
-    index = Index.open(settings.index_dir)
+    index = Index.open(settings.index_dir, expected=None)
     try:
         assert index.document(doc_id) is None
         assert index.passage_count == report.passages

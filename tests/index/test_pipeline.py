@@ -15,18 +15,13 @@ import pytest
 from qa.config import Settings
 from qa.embedding.base import Vectors
 from qa.errors import CorpusError, IndexCorruptError, IndexMismatchError, RollbackError
-from qa.index import store
-from qa.index.pipeline import build_index, expected_identity, rollback
-from qa.index.store import (
-    CURRENT,
-    MANIFEST,
-    TMP_PREFIX,
-    VECTORS,
-    Index,
-    current_build_id,
-    list_builds,
-    previous_build_id,
-)
+from qa.index import builds
+from qa.index.builds import current_build_id, list_builds, previous_build_id
+from qa.index.layout import CURRENT, MANIFEST, TMP_PREFIX, VECTORS
+from qa.index.pipeline import build_index, expected_identity, rollback, stale_reason
+from qa.index.protocol import ScoredPassage
+from qa.index.store import Index
+from qa.index.vectors import VectorIndexSpec
 from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import ROOT, FailingEmbedder, FakeEmbedder
 
@@ -38,8 +33,8 @@ def _build(settings: Settings, embedder: FakeEmbedder | None = None) -> str:
     return build_index(settings.corpus_dir, settings.index_dir, embedder or FakeEmbedder(), CONFIG).build_id
 
 
-def _answers(index: Index) -> list[tuple[int, float]]:
-    return index.search(FakeEmbedder().embed_batch([QUESTION])[0], 5)
+def _answers(index: Index) -> list[ScoredPassage]:
+    return index.dense(FakeEmbedder().embed_batch([QUESTION])[0], 5)
 
 
 def _leftovers(index_dir: Path) -> list[str]:
@@ -64,7 +59,7 @@ def _add_article(settings: Settings) -> None:
 @pytest.mark.parametrize("fault", ["corpus-gone", "all-unreadable"])
 def test_a_build_whose_corpus_cannot_be_read_changes_nothing(built: Settings, fault: str) -> None:
     before = current_build_id(built.index_dir)
-    served = Index.open(built.index_dir)
+    served = Index.open(built.index_dir, expected=None)
     answers = _answers(served)
     if fault == "corpus-gone":
         for path in built.corpus_dir.iterdir():
@@ -83,7 +78,7 @@ def test_a_build_whose_corpus_cannot_be_read_changes_nothing(built: Settings, fa
 
 def test_an_exception_while_embedding_leaves_the_served_build_answering(built: Settings) -> None:
     before = current_build_id(built.index_dir)
-    served = Index.open(built.index_dir)
+    served = Index.open(built.index_dir, expected=None)
     answers = _answers(served)
     _add_article(built)
     with pytest.raises(RuntimeError, match="simulated"):
@@ -96,7 +91,7 @@ def test_an_exception_while_embedding_leaves_the_served_build_answering(built: S
     served.close()
     after = _build(built)
     assert current_build_id(built.index_dir) == after != before
-    index = Index.open(built.index_dir)
+    index = Index.open(built.index_dir, expected=None)
     assert index.document("extra") is not None
     index.close()
 
@@ -106,11 +101,11 @@ def test_an_exception_while_writing_removes_the_partial_folder(
 ) -> None:
     before = current_build_id(built.index_dir)
 
-    def broken(path: Path, vectors: Vectors, spec: store.VectorIndexSpec) -> None:
+    def broken(path: Path, vectors: Vectors, spec: VectorIndexSpec) -> None:
         path.write_bytes(b"half a file")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store, "_write_vectors", broken)
+    monkeypatch.setattr(builds, "write_vectors", broken)
     with pytest.raises(OSError, match="No space left"):
         _build(built)
     assert current_build_id(built.index_dir) == before
@@ -126,7 +121,7 @@ def test_a_build_killed_midway_changes_nothing_and_the_next_one_succeeds(
 ) -> None:
     """A real process running a build is SIGKILLed while embedding, or with a half-written build folder."""
     before = current_build_id(built.index_dir)
-    served = Index.open(built.index_dir)
+    served = Index.open(built.index_dir, expected=None)
     answers = _answers(served)
     _add_article(built)
     marker = tmp_path / "marker"
@@ -157,12 +152,12 @@ def test_a_build_killed_midway_changes_nothing_and_the_next_one_succeeds(
     assert _answers(served) == answers
     assert bool(_leftovers(built.index_dir)) == (stage == "writing")
     served.close()
-    assert Index.open(built.index_dir).build_id == before
+    assert Index.open(built.index_dir, expected=None).build_id == before
 
     report = build_index(built.corpus_dir, built.index_dir, FakeEmbedder(), CONFIG)
     assert current_build_id(built.index_dir) == report.build_id != before
     assert _leftovers(built.index_dir) == []
-    index = Index.open(built.index_dir)
+    index = Index.open(built.index_dir, expected=None)
     extra = index.document_passages("extra")
     index.close()
     assert len(extra) >= 2
@@ -259,6 +254,16 @@ def test_rollback_works_when_the_live_build_is_damaged(built: Settings) -> None:
     second = _build(built)
     (built.index_dir / second / MANIFEST).write_text("{damaged")
     with pytest.raises(IndexCorruptError):
-        Index.open(built.index_dir)
+        Index.open(built.index_dir, expected=None)
     assert rollback(built.index_dir) == (second, first)
-    Index.open(built.index_dir).close()
+    Index.open(built.index_dir, expected=None).close()
+
+
+def test_stale_reason_follows_the_corpus_and_the_settings(built: Settings, fake_embedder: FakeEmbedder) -> None:
+    assert stale_reason(built.corpus_dir, built.index_dir, fake_embedder, CONFIG) is None
+    assert "max_tokens" in (stale_reason(built.corpus_dir, built.index_dir, fake_embedder, ChunkerConfig(64)) or "")
+    assert stale_reason(built.corpus_dir, built.index_dir, FakeEmbedder(dimension=16), CONFIG)
+    article = next(built.corpus_dir.glob("*.txt"))
+    article.write_bytes(article.read_bytes() + b"\nOne more sentence was added to this article.\n")
+    assert "changed" in (stale_reason(built.corpus_dir, built.index_dir, fake_embedder, CONFIG) or "")
+    assert stale_reason(built.corpus_dir, built.index_dir / "nowhere", fake_embedder, CONFIG)

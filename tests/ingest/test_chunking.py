@@ -12,8 +12,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from qa.embedding.base import bundled_model_path
+from qa.index.layout import CURRENT, DATABASE
 from qa.index.pipeline import build_index
-from qa.index.store import CURRENT, DATABASE
 from qa.ingest.chunking import Chunker, ChunkerConfig, Passage, count_tokens, passage_id
 from qa.ingest.cleaning import analyse
 from qa.ingest.documents import Document, load_corpus

@@ -16,8 +16,8 @@ import pytest
 
 from qa.config import Settings
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexStoreError
+from qa.index.builds import current_build_id, switch_current
 from qa.index.pipeline import build_index, expected_identity
-from qa.index.store import current_build_id, switch_current
 from qa.ingest.chunking import ChunkerConfig
 from qa.server.app import create_app
 from qa.server.live import LiveIndex, NotServing
@@ -73,7 +73,7 @@ def test_a_request_in_flight_finishes_on_the_old_build_which_closes_after_it(liv
         assert searcher.index.build_id == new_id
     lease.release()
     with pytest.raises(sqlite3.ProgrammingError):
-        old.passage("x")  # closed once its last request was done
+        old.passages(["x"])  # closed once its last request was done
     assert live.reloads_ok == 1
 
 
@@ -83,7 +83,7 @@ def test_an_unused_old_build_is_closed_at_once(live: LiveIndex, built: Settings)
     rebuild_with_new_fact(built)
     live.reload()
     with pytest.raises(sqlite3.ProgrammingError):
-        old.passage("x")
+        old.passages(["x"])
 
 
 def test_reload_without_a_new_build_changes_nothing(live: LiveIndex) -> None:
@@ -216,7 +216,7 @@ def test_an_unexpected_error_while_opening_counts_as_a_failed_reload(
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError("permission denied: /srv/secret")
 
-    monkeypatch.setattr("qa.server.live.Index.open_build", refuse)
+    monkeypatch.setattr("qa.service.Index.open_build", refuse)
     with pytest.raises(IndexStoreError, match="PermissionError"):
         live.reload()
     assert live.current().build_id == old_id  # type: ignore[union-attr]

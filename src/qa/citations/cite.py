@@ -9,7 +9,8 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from qa.errors import DocumentNotFoundError, PassageNotFoundError
-from qa.index.store import DocumentRecord, Index, PassageRecord
+from qa.index.database import DocumentRecord, PassageRecord
+from qa.index.protocol import PassageStore
 
 
 class Citation(BaseModel):
@@ -98,13 +99,14 @@ class DocumentView(DocumentSummary):
     passage_ids: list[str]
 
 
-def resolve_passage(index: Index, passage_id: str) -> PassageView:
+def resolve_passage(index: PassageStore, passage_id: str) -> PassageView:
     """The passage ``passage_id`` names in ``index``, with its citation and neighbours.
 
     Raises :class:`~qa.errors.PassageNotFoundError` (see :func:`passage_not_found`) for an id
     this build does not have.
     """
-    passage = index.passage(passage_id)
+    found = index.passages([passage_id])
+    passage = found[0] if found else None
     document = index.document(passage.doc_id) if passage else None
     if passage is None or document is None:
         raise passage_not_found(index, passage_id)
@@ -120,7 +122,7 @@ def resolve_passage(index: Index, passage_id: str) -> PassageView:
     )
 
 
-def passage_not_found(index: Index, passage_id: str) -> PassageNotFoundError:
+def passage_not_found(index: PassageStore, passage_id: str) -> PassageNotFoundError:
     """The error for an id no passage of this build has. Ids are ``doc_id:hash`` of the passage
     text, so an id from an earlier build resolves as long as that text is unchanged; when it is
     gone but its document is still indexed, the error names the document to look in."""
@@ -148,7 +150,7 @@ def summarize(document: DocumentRecord) -> DocumentSummary:
     )
 
 
-def resolve_document(index: Index, doc_id: str) -> DocumentView:
+def resolve_document(index: PassageStore, doc_id: str) -> DocumentView:
     """The document ``doc_id`` names in ``index``, with its cleaned text and passage ids in order;
     :class:`~qa.errors.DocumentNotFoundError` when this build has no such document."""
     document = index.document(doc_id)

@@ -6,7 +6,7 @@ Markdown and plain text are the strings every :class:`~qa.citations.cite.Citatio
 ``@article`` whose key is stable across rebuilds (it is made from the passage's content
 hash), with every BibTeX special character escaped.
 
-Also renders a whole :class:`~qa.search.retrieval.Answer` as a Markdown block for a report: block
+Also renders a whole :class:`~qa.search.models.Answer` as a Markdown block for a report: block
 quotes with numbered footnotes.
 """
 
@@ -22,7 +22,7 @@ from qa.text import FAMILY_NAME_PARTICLES
 
 if TYPE_CHECKING:
     from qa.citations.cite import PassageView
-    from qa.search.retrieval import Answer
+    from qa.search.models import Answer
 
 CiteFormat = Literal["markdown", "text", "csl-json", "bibtex"]
 #: Every format :func:`render_citation` writes, in the order they are offered.

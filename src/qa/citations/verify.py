@@ -29,7 +29,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from qa.citations.cite import Citation, cite_span
-from qa.index.store import DocumentRecord, Index, PassageRecord
+from qa.index.database import DocumentRecord, PassageRecord
+from qa.index.protocol import PassageStore
 from qa.ingest.sentences import split_sentences
 from qa.text import normalize, quote_words
 
@@ -236,7 +237,7 @@ class _Stretch:
 class Verifier:
     """Checks quotes against one open build. Built once per build (folding every document)."""
 
-    def __init__(self, index: Index) -> None:
+    def __init__(self, index: PassageStore) -> None:
         self.index = index
         self._documents: list[_Document] = []
         for record in index.documents():
@@ -389,7 +390,7 @@ class VerifierCache:
         self._lock = threading.Lock()
         self._verifier: Verifier | None = None
 
-    def get(self, index: Index) -> Verifier:
+    def get(self, index: PassageStore) -> Verifier:
         with self._lock:
             if self._verifier is None or self._verifier.index is not index:
                 self._verifier = Verifier(index)

@@ -35,8 +35,9 @@ from qa.config import Settings
 from qa.embedding.export import export_model
 from qa.errors import InvalidQueryError, QAError
 from qa.evaluation.questions import run_beir, run_questions
-from qa.index.store import current_build_id
-from qa.search.retrieval import MODES, Filters, check_mode, check_question
+from qa.index.builds import current_build_id
+from qa.index.filters import Filters
+from qa.search.models import MODES, check_mode, check_question
 from qa.service import Service, open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -214,7 +215,7 @@ def verify_command(draft: Any, as_json: bool, **options: Any) -> None:
     settings = _settings(**options)
     text = draft.read()
     try:
-        index = open_store(settings.index_dir)  # no model: quotes are matched as text
+        index = open_store(settings.index_dir, None)  # verify reads text only: no embedder to check
         try:
             report = Verifier(index).verify(text)
         finally:

@@ -10,7 +10,7 @@ import click
 
 from qa.config import Encoder, Settings
 from qa.errors import InvalidQueryError
-from qa.search.retrieval import MODES
+from qa.search.models import MODES
 from qa.server.schemas import AskRequest
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -19,10 +19,13 @@ import pytrec_eval
 from qa.embedding.base import Embedder, Vectors
 from qa.errors import IndexStoreError, QAError
 from qa.evaluation.beir import Benchmark, Qrels, load_benchmark
+from qa.index.builds import current_build_id
+from qa.index.manifest import compatibility_problems, read_manifest
 from qa.index.pipeline import Progress, build_documents, expected_identity
-from qa.index.store import Index, compatibility_problems, current_build_id, read_manifest
+from qa.index.store import Index
 from qa.ingest.chunking import ChunkerConfig
-from qa.search.retrieval import MODES, Answer, Mode, Searcher
+from qa.search.models import MODES, Answer, Mode
+from qa.search.retrieval import Searcher
 from qa.service import Expected, open_searcher, open_store
 from qa.text import normalize
 

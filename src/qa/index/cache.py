@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     last_build TEXT NOT NULL
 ) WITHOUT ROWID;
 """
+#: Keys looked up per statement: below 999, the bound-parameter limit of SQLite builds
+#: before 3.32 (SQLITE_MAX_VARIABLE_NUMBER), so every SQLite this runs on accepts it.
 _BATCH = 500
 
 

@@ -15,23 +15,22 @@ from typing import Any
 
 import numpy as np
 
+import qa.text as text
 from qa.embedding.base import Embedder, Vectors, model_identity
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexStoreError, RollbackError
-from qa.index.cache import EmbeddingCache, model_key, text_key
-from qa.index.store import (
-    Index,
-    VectorIndexMode,
+from qa.index.builds import (
     build_lock,
-    choose_vector_index,
-    compatibility_problems,
     current_build_id,
     list_builds,
     previous_build_id,
-    read_manifest,
     remove_partial_builds,
     switch_current,
     write_build,
 )
+from qa.index.cache import EmbeddingCache, model_key, text_key
+from qa.index.manifest import compatibility_problems, read_manifest
+from qa.index.store import Index
+from qa.index.vectors import VectorIndexMode, choose_vector_index
 from qa.ingest import chunking, cleaning, sentences
 from qa.ingest.chunking import Chunker, ChunkerConfig, Passage
 from qa.ingest.documents import Document, corpus_fingerprint, load_corpus
@@ -73,7 +72,7 @@ def build_index(
     """Build the articles in ``corpus_dir`` into a new build under ``index_dir`` and make it live.
 
     ``vector_index`` (``QA_VECTOR_INDEX``) picks the FAISS index: ``auto`` by the passage
-    count (see :func:`qa.index.store.choose_vector_index`), or ``flat``/``hnsw`` forced.
+    count (see :func:`qa.index.vectors.choose_vector_index`), or ``flat``/``hnsw`` forced.
     """
     started = time.perf_counter()
     with build_lock(index_dir):
@@ -168,7 +167,7 @@ def chunker_key(config: ChunkerConfig, identity: dict[str, Any]) -> str:
 def _chunking_code_digest() -> str:
     """sha256 of the source of the modules that decide passage boundaries, read once per process."""
     digest = hashlib.sha256()
-    for module in (cleaning, chunking, sentences):
+    for module in (text, cleaning, chunking, sentences):
         digest.update(Path(module.__file__ or "").read_bytes())
     return digest.hexdigest()
 
@@ -278,7 +277,7 @@ def rollback(index_dir: Path, expected: dict[str, Any] | None = None) -> tuple[s
     """Switch CURRENT back to the previous build; return ``(rolled back from, rolled back to)``.
 
     The previous build is the one CURRENT named when the live build was made (see
-    :func:`qa.index.store.previous_build_id`). It is opened and checked first, exactly as a
+    :func:`qa.index.builds.previous_build_id`). It is opened and checked first, exactly as a
     server would open it, against ``expected`` (see :func:`expected_identity`): a build
     made with another model or chunker, or a damaged one, is refused and CURRENT is not
     touched. The switch itself is one ``os.replace``. Builds are never deleted here. A

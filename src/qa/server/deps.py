@@ -12,7 +12,7 @@ from qa.citations.verify import VerifierCache
 from qa.config import Settings
 from qa.embedding.batching import MicroBatcher
 from qa.errors import IndexMismatchError, IndexNotFoundError, IndexStoreError, ModelError, QAError
-from qa.index.store import Index
+from qa.index.protocol import PassageStore
 from qa.search.retrieval import Searcher
 from qa.server.live import LiveIndex, NotServing
 from qa.server.metrics import Metrics
@@ -39,7 +39,7 @@ class AppState:
             return public_reason(self.live.error)
         return "the service is not ready"
 
-    def current(self) -> Index | None:
+    def current(self) -> PassageStore | None:
         """The open build, for its figures (queries take a lease through :func:`live_searcher`)."""
         return self.live.current() if self.live is not None else None
 

@@ -21,7 +21,8 @@ from typing import Any
 
 from qa.embedding.base import Embedder
 from qa.errors import IndexStoreError, ModelError, QAError
-from qa.index.store import Index, current_build_id
+from qa.index.builds import current_build_id
+from qa.index.protocol import PassageStore
 from qa.search.retrieval import Searcher
 from qa.service import open_searcher
 
@@ -105,7 +106,7 @@ class LiveIndex:
         finally:
             held.release()
 
-    def current(self) -> Index | None:
+    def current(self) -> PassageStore | None:
         """The open build, for reading its figures (not for queries: take a lease)."""
         build = self._build
         return build.searcher.index if build is not None else None

@@ -65,11 +65,10 @@ class _ServingCollector(Collector):
         yield passages
         if index is not None:
             info = InfoMetricFamily("qa_build", "The build being served.")
-            model = index.manifest.get("model") or {}
-            info.add_metric([], {"build_id": index.build_id, "model": str(model.get("name", ""))})
+            info.add_metric([], {"build_id": index.build_id, "model": index.manifest.model.name})
             yield info
-            seconds = index.manifest.get("build_seconds")
-            if isinstance(seconds, int | float):
+            seconds = index.manifest.build_seconds
+            if seconds is not None:
                 duration = GaugeMetricFamily(
                     "qa_build_duration_seconds", "How long the build being served took to make (from its manifest)."
                 )

@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from qa.citations.cite import DocumentSummary
 from qa.config import MAX_K, MAX_QUESTION_CHARS
-from qa.search.retrieval import Filters, Mode, check_question
+from qa.index.filters import Filters
+from qa.search.models import Mode, check_question
 
 MODE_HELP = "dense (embeddings), lexical (BM25) or hybrid (both, fused; the best measured)."
 GROUP_HELP = "Fold passages of other articles that report the same statement into one result (also_reported_in)."

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from qa.search.retrieval import Answer, Searcher
+from qa.search.models import Answer
+from qa.search.retrieval import Searcher
 from qa.server.deps import AppState, Live
 from qa.server.middleware import error_responses
 from qa.server.schemas import AskQuery, AskRequest

@@ -7,17 +7,17 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from qa.index.store import Index
+from qa.index.protocol import PassageStore
 from qa.server.deps import AppState, Live
 from qa.server.middleware import error_responses
 from qa.server.schemas import Health, Ready
 
 
-def figures(index: Index) -> dict[str, Any]:
+def figures(index: PassageStore) -> dict[str, Any]:
     """What both probes report about the build being served."""
     return {
         "build_id": index.build_id,
-        "model": str(index.manifest["model"]["name"]),
+        "model": index.manifest.model.name,
         "passages": index.passage_count,
         "documents": len(index.documents()),
     }

@@ -1,0 +1,198 @@
+"""The SQLite side of a build: its schema, writing it, and opening it read-only with its checks.
+
+A passage's ``rowid`` is its position in the build (1..n, documents in corpus order and
+passages in reading order); it is also the passage's FAISS id. Neither leaves
+:mod:`qa.index`: records carry it as :attr:`PassageRecord.position`, the order that breaks
+score ties, which any other store can keep as a plain column.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qa.embedding.base import Vectors
+from qa.errors import IndexCorruptError, IndexStoreError
+from qa.ingest.chunking import Passage
+from qa.ingest.cleaning import cleaned_text
+from qa.ingest.documents import Document
+
+#: ``([(passage index from 0, start, end), ...], vectors)``: the sentences of a build's passages.
+Sentences = tuple[Sequence[tuple[int, int, int]], Vectors]
+
+SCHEMA = """
+CREATE TABLE documents (
+    doc_id     TEXT PRIMARY KEY,
+    source     TEXT NOT NULL,
+    title      TEXT NOT NULL,
+    author     TEXT,
+    url        TEXT,
+    published  TEXT,
+    outlet     TEXT,
+    sha256     TEXT NOT NULL,
+    encoding   TEXT NOT NULL,
+    text       TEXT NOT NULL,
+    cleaned    TEXT NOT NULL
+);
+CREATE TABLE passages (
+    rowid      INTEGER PRIMARY KEY,
+    passage_id TEXT NOT NULL UNIQUE,
+    doc_id     TEXT NOT NULL REFERENCES documents(doc_id),
+    ordinal    INTEGER NOT NULL,
+    start      INTEGER NOT NULL,
+    "end"      INTEGER NOT NULL,
+    section    TEXT,
+    n_tokens   INTEGER NOT NULL,
+    text       TEXT NOT NULL,
+    UNIQUE (doc_id, ordinal)
+);
+-- Contentless BM25 indexes: the text lives in the tables above. A passage row carries
+-- its document's title; a document row its title and its cleaned text.
+-- Each passage's sentences as [start, end) in its text, with the model's vector (float32).
+CREATE TABLE sentences (
+    passage    INTEGER NOT NULL REFERENCES passages(rowid),
+    start      INTEGER NOT NULL,
+    "end"      INTEGER NOT NULL,
+    vector     BLOB NOT NULL,
+    PRIMARY KEY (passage, start)
+) WITHOUT ROWID;
+CREATE VIRTUAL TABLE passages_fts USING fts5(title, text, content='', tokenize='porter unicode61');
+CREATE VIRTUAL TABLE documents_fts USING fts5(title, text, content='', tokenize='porter unicode61');
+"""
+PASSAGE_COLUMNS = 'rowid, passage_id, doc_id, ordinal, start, "end", section, n_tokens, text'
+DOCUMENT_COLUMNS = "doc_id, source, title, author, url, published, outlet, sha256, encoding"
+
+
+@dataclass(frozen=True)
+class PassageRecord:
+    """A passage as stored in a build."""
+
+    #: The passage's place in the build (1..n, in reading order): what breaks score ties.
+    position: int
+    passage_id: str
+    doc_id: str
+    ordinal: int
+    start: int
+    end: int
+    section: str | None
+    n_tokens: int
+    text: str
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """A document as stored in a build, without its text."""
+
+    doc_id: str
+    source: str
+    title: str
+    author: str | None
+    url: str | None
+    published: str | None
+    outlet: str | None
+    sha256: str
+    encoding: str
+    n_passages: int
+
+
+_SQLITE_MAGIC = b"SQLite format 3\0"
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        raise IndexCorruptError(f"{path} is missing: rebuild with `qa build`")
+    check_sqlite_header(path)
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorruptError(f"{path} is unreadable ({exc}): rebuild with `qa build`") from None
+    try:
+        problems = [row[0] for row in db.execute("PRAGMA quick_check(5)").fetchall()]
+        if problems != ["ok"]:
+            found = " ".join(" ".join(map(str, problems)).split())
+            raise IndexCorruptError(f"{path} is corrupt (SQLite quick_check: {found[:200]}): rebuild with `qa build`")
+        db.execute("SELECT COUNT(*) FROM documents").fetchone()
+        db.execute("SELECT COUNT(*) FROM passages").fetchone()
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise IndexCorruptError(f"{path} is unreadable ({exc}): rebuild with `qa build`") from None
+    except IndexStoreError:
+        db.close()
+        raise
+    return db
+
+
+def check_sqlite_header(path: Path) -> None:
+    """The 100-byte SQLite header: the magic string, and a file as long as its page count says."""
+    with open(path, "rb") as handle:
+        header = handle.read(100)
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise IndexCorruptError(f"{path} is not an SQLite database (bad header): rebuild with `qa build`")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The page count in the header is valid when the change counter matches "version-valid-for".
+    if header[24:28] == header[92:96] and pages and path.stat().st_size < page_size * pages:
+        raise IndexCorruptError(
+            f"{path} is truncated: {path.stat().st_size:,} bytes, its header says {page_size * pages:,}. "
+            "Rebuild with `qa build`."
+        )
+
+
+def write_database(
+    path: Path, documents: Sequence[Document], passages: Sequence[Passage], sentences: Sentences | None = None
+) -> None:
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(SCHEMA)
+        if sentences is not None:
+            spans, vectors = sentences
+            if len(spans) != len(vectors):
+                raise IndexStoreError(f"{len(spans)} sentences but {len(vectors)} sentence vectors")
+            rows = np.ascontiguousarray(vectors, dtype=np.float32)
+            db.executemany(
+                "INSERT INTO sentences VALUES (?, ?, ?, ?)",
+                [(i + 1, s, e, rows[n].tobytes()) for n, (i, s, e) in enumerate(spans)],
+            )
+        db.executemany(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    d.doc_id,
+                    d.source,
+                    d.title,
+                    d.author,
+                    d.url,
+                    d.published,
+                    d.outlet,
+                    d.sha256,
+                    d.encoding,
+                    d.text,
+                    cleaned_text(d.text, list(d.blocks)),
+                )
+                for d in documents
+            ],
+        )
+        db.executemany(
+            f"INSERT INTO passages ({PASSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (rowid, p.passage_id, p.doc_id, p.ordinal, p.start, p.end, p.section, p.n_tokens, p.text)
+                for rowid, p in enumerate(passages, start=1)
+            ],
+        )
+        titles = {d.doc_id: d.title for d in documents}
+        db.executemany(
+            "INSERT INTO passages_fts (rowid, title, text) VALUES (?, ?, ?)",
+            [(rowid, titles.get(p.doc_id, ""), p.text) for rowid, p in enumerate(passages, start=1)],
+        )
+        db.execute(
+            "INSERT INTO documents_fts (rowid, title, text) "
+            "SELECT rowid, title, CASE WHEN cleaned = '' THEN text ELSE cleaned END FROM documents"
+        )
+        db.commit()
+    finally:
+        db.close()

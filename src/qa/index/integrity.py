@@ -1,0 +1,38 @@
+"""Integrity checks of a build's files: both present, of the size and sha256 the build recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qa.errors import IndexCorruptError
+from qa.files import sha256_file
+from qa.index.layout import DATABASE, VECTORS
+
+
+def check_files(build_dir: Path, manifest: dict[str, Any]) -> None:
+    """Both data files present, and of the size and sha256 the build recorded (when it did)."""
+    recorded = manifest.get("files")
+    for name in (VECTORS, DATABASE):
+        path = build_dir / name
+        if not path.is_file():
+            raise IndexCorruptError(f"{path} is missing: rebuild with `qa build`")
+        if not isinstance(recorded, dict):
+            continue  # a build made before the manifest recorded its files
+        want = recorded.get(name) or {}
+        size = path.stat().st_size
+        if size != want.get("bytes"):
+            what = "truncated" if isinstance(want.get("bytes"), int) and size < want["bytes"] else "damaged"
+            wrote = f"{want['bytes']:,}" if isinstance(want.get("bytes"), int) else repr(want.get("bytes"))
+            raise IndexCorruptError(
+                f"{path} is {what}: {size:,} bytes, but the build wrote {wrote}. Rebuild with `qa build`."
+            )
+        if file_digest(path)["sha256"] != want.get("sha256"):
+            raise IndexCorruptError(
+                f"{path} is corrupt: its content no longer matches the checksum the build recorded. "
+                "Rebuild with `qa build`."
+            )
+
+
+def file_digest(path: Path) -> dict[str, Any]:
+    return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}

@@ -1,0 +1,142 @@
+"""A build's manifest: read as JSON, checked, and typed for every reader above the store.
+
+The JSON keys are the ones builds have always written (so existing builds still open);
+:class:`Manifest` is what the rest of the service reads: ``manifest.model.name``, not
+``manifest["model"]["name"]``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qa.embedding.identity import PROBE_DIMS, PROBE_TOLERANCE, ModelIdentity
+from qa.errors import IndexCorruptError
+from qa.index.layout import MANIFEST
+from qa.index.vectors import VectorIndexSpec
+
+#: 2: FTS5 tables over passages and documents, each with the title as a column.
+#: 3: sentences of each passage with their vectors (highlights and grouping need no model call).
+FORMAT_VERSION = 3
+#: What every manifest a build writes holds, and the type each must have.
+_MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "build_id": str,
+    "passages": int,
+    "documents": int,
+    "model": dict,
+    "chunker": dict,
+}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a build records about itself, typed (see :func:`read_manifest` for the raw JSON)."""
+
+    build_id: str
+    documents: int
+    passages: int
+    model: ModelIdentity
+    chunker: dict[str, Any]
+    vectors: VectorIndexSpec
+    format_version: int | None = None
+    corpus: dict[str, Any] | None = None
+    built_at: str | None = None
+    #: Wall time of the build, from its start to its manifest (``None`` for older builds).
+    build_seconds: float | None = None
+    previous_build: str | None = None
+    #: The JSON as read, for the entries no reader needs typed (``files``, ``embedded``, ...).
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any], build_dir: Path) -> Manifest:
+        """The typed manifest, or :class:`IndexCorruptError` naming the entry that is wrong."""
+        check_manifest(build_dir, raw)
+        try:
+            model = ModelIdentity.from_json(raw["model"])
+            vectors = VectorIndexSpec.from_manifest(raw.get("vectors"))
+        except ValueError as exc:
+            raise IndexCorruptError(f"{build_dir / MANIFEST} records {exc}: rebuild with `qa build`") from None
+        seconds = raw.get("build_seconds")
+        previous = raw.get("previous_build")
+        corpus = raw.get("corpus")
+        return cls(
+            build_id=raw["build_id"],
+            documents=raw["documents"],
+            passages=raw["passages"],
+            model=model,
+            chunker=dict(raw["chunker"]),
+            vectors=vectors,
+            format_version=raw.get("format_version"),
+            corpus=corpus if isinstance(corpus, dict) else None,
+            built_at=raw.get("built_at") if isinstance(raw.get("built_at"), str) else None,
+            build_seconds=float(seconds) if isinstance(seconds, int | float) else None,
+            previous_build=previous if isinstance(previous, str) else None,
+            raw=raw,
+        )
+
+
+def check_manifest(build_dir: Path, manifest: dict[str, Any]) -> None:
+    """The fields every build writes are there, with their types, and a positive dimension."""
+    path = build_dir / MANIFEST
+    for name, kind in _MANIFEST_FIELDS.items():
+        value = manifest.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise IndexCorruptError(
+                f"{path} has no valid {name!r} (found {value!r}); the file is damaged or was not written "
+                "by `qa build`. Rebuild with `qa build`."
+            )
+    dimension = manifest["model"].get("dimension")
+    if not isinstance(dimension, int) or isinstance(dimension, bool) or dimension <= 0:
+        raise IndexCorruptError(f"{path} has no valid model dimension (found {dimension!r}). Rebuild with `qa build`.")
+
+
+def read_manifest(build_dir: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((build_dir / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexCorruptError(f"{build_dir} has no {MANIFEST}: rebuild with `qa build`") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexCorruptError(f"{build_dir / MANIFEST} is unreadable ({exc}): rebuild with `qa build`") from None
+    if not isinstance(manifest, dict):
+        raise IndexCorruptError(f"{build_dir / MANIFEST} is not a JSON object: rebuild with `qa build`")
+    return manifest
+
+
+def compatibility_problems(manifest: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    """How a build's manifest differs from what the running service needs (empty: compatible)."""
+    problems = []
+    if manifest.get("format_version") != FORMAT_VERSION:
+        problems.append(
+            f"index format version {manifest.get('format_version')!r}, this qa reads version {FORMAT_VERSION}"
+        )
+    built, want = manifest.get("model") or {}, expected.get("model") or {}
+    if want:
+        if built.get("dimension") != want.get("dimension"):
+            problems.append(
+                f"model dimension {built.get('dimension')} ({built.get('name')}), "
+                f"the service's model has {want.get('dimension')} ({want.get('name')})"
+            )
+        elif not _same_probe(built.get("probe"), want.get("probe")):
+            problems.append(
+                f"model {built.get('name')!r} ({built.get('revision')}), the service uses "
+                f"{want.get('name')!r} ({want.get('revision')}) and their vectors differ"
+            )
+    built_chunker, want_chunker = manifest.get("chunker") or {}, expected.get("chunker") or {}
+    if want_chunker and built_chunker != want_chunker:
+        diffs = sorted(k for k in set(built_chunker) | set(want_chunker) if built_chunker.get(k) != want_chunker.get(k))
+        problems.append(
+            "chunker "
+            + ", ".join(f"{k}={built_chunker.get(k)!r} (settings say {want_chunker.get(k)!r})" for k in diffs)
+        )
+    return problems
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def _same_probe(a: Any, b: Any) -> bool:
+    if not isinstance(a, list) or not isinstance(b, list) or len(a) != len(b) or len(a) != PROBE_DIMS:
+        return False
+    return max(abs(float(x) - float(y)) for x, y in zip(a, b, strict=True)) <= PROBE_TOLERANCE

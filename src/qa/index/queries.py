@@ -1,0 +1,184 @@
+"""The SQL the embedded store reads a build with: passages, documents, sentences, BM25, filters.
+
+Everything here speaks in passage positions (the rowids 1..n that are also the FAISS ids);
+:class:`~qa.index.store.Index` turns them into passage ids before anything leaves the store.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from qa.embedding.base import Vectors
+from qa.index.database import DOCUMENT_COLUMNS, PASSAGE_COLUMNS, DocumentRecord, PassageRecord
+from qa.index.filters import Filters, fold
+
+#: The SQL function filters compare author and outlet through (Python's case folding, which
+#: SQLite's ASCII-only ``lower`` is not).
+_FOLD = "qa_fold"
+#: Passages with their documents, for a condition made by :func:`filter_condition`.
+_ALLOWED = "SELECT p.rowid FROM passages p JOIN documents d ON d.doc_id = p.doc_id"
+
+
+def match_expression(terms: Sequence[str]) -> str | None:
+    """The FTS5 query for some terms: each quoted, joined by OR (``None`` for no terms).
+
+    Quoting makes every term a plain string to FTS5 (no operators, columns or prefixes
+    can be smuggled in); a double quote inside a term is doubled, as FTS5 strings escape it.
+    """
+    quoted = ('"' + t.replace('"', '""') + '"' for t in dict.fromkeys(terms) if t)
+    return " OR ".join(quoted) or None
+
+
+def filter_condition(filters: Filters) -> tuple[str, list[Any]]:
+    """A condition on ``documents d`` that holds for the documents ``filters`` allow."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if filters.doc_ids is not None:
+        clauses.append(f"d.doc_id IN ({','.join('?' * len(filters.doc_ids))})" if filters.doc_ids else "0")
+        params.extend(filters.doc_ids)
+    if filters.author is not None and fold(filters.author):
+        clauses.append(f"instr({_FOLD}(coalesce(d.author, '')), ?) > 0")
+        params.append(fold(filters.author))
+    if filters.outlet is not None:
+        clauses.append(f"{_FOLD}(coalesce(d.outlet, '')) = ?")
+        params.append(fold(filters.outlet))
+    published = "substr(coalesce(d.published, ''), 1, 10)"
+    if filters.published_from is not None or filters.published_to is not None:
+        clauses.append(f"{published} <> ''")
+    if filters.published_from is not None:
+        clauses.append(f"{published} >= ?")
+        params.append(filters.published_from)
+    if filters.published_to is not None:
+        clauses.append(f"{published} <= ?")
+        params.append(filters.published_to)
+    return " AND ".join(clauses) or "1", params
+
+
+class BuildDatabase:
+    """One build's ``passages.sqlite``, opened read-only and shared by request threads."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self._doc_ids: dict[int, str] | None = None
+        db.create_function(_FOLD, 1, fold, deterministic=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    # -- passages ----------------------------------------------------------------------------
+
+    def passages(self, passage_ids: Sequence[str]) -> list[PassageRecord]:
+        """Passages by id, in the order asked (unknown ids are left out)."""
+        if not passage_ids:
+            return []
+        marks = ",".join("?" * len(passage_ids))
+        rows = self.query(f"SELECT {PASSAGE_COLUMNS} FROM passages WHERE passage_id IN ({marks})", list(passage_ids))
+        found = {record.passage_id: record for record in (PassageRecord(*row) for row in rows)}
+        return [found[p] for p in passage_ids if p in found]
+
+    def identify(self, positions: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """The passage id and document id at each of these positions."""
+        if not positions:
+            return {}
+        marks = ",".join("?" * len(positions))
+        rows = self.query(f"SELECT rowid, passage_id, doc_id FROM passages WHERE rowid IN ({marks})", list(positions))
+        return {int(r): (str(p), str(d)) for r, p, d in rows}
+
+    def positions(self, passage_ids: Sequence[str]) -> dict[str, int]:
+        if not passage_ids:
+            return {}
+        marks = ",".join("?" * len(passage_ids))
+        rows = self.query(f"SELECT passage_id, rowid FROM passages WHERE passage_id IN ({marks})", list(passage_ids))
+        return {str(p): int(r) for p, r in rows}
+
+    def allowed(self, filters: Filters) -> list[int]:
+        """Positions of every passage of the documents ``filters`` allow."""
+        condition, params = filter_condition(filters)
+        sql = f"{_ALLOWED} WHERE {condition}"
+        return [int(r) for (r,) in self.query(sql, params)]
+
+    def neighbours(self, passage: PassageRecord) -> tuple[str | None, str | None]:
+        rows = self.query(
+            "SELECT ordinal, passage_id FROM passages WHERE doc_id = ? AND ordinal IN (?, ?)",
+            [passage.doc_id, passage.ordinal - 1, passage.ordinal + 1],
+        )
+        found = dict(rows)
+        return found.get(passage.ordinal - 1), found.get(passage.ordinal + 1)
+
+    def sentences(self, passage_ids: Sequence[str]) -> dict[str, tuple[list[tuple[int, int]], Vectors]]:
+        """Each passage's sentences (offsets into its text, in order) and their stored vectors."""
+        out: dict[str, tuple[list[tuple[int, int]], Vectors]] = {}
+        if not passage_ids:
+            return out
+        marks = ",".join("?" * len(passage_ids))
+        rows = self.query(
+            f'SELECT p.passage_id, s.start, s."end", s.vector FROM passages p JOIN sentences s ON s.passage = p.rowid '
+            f"WHERE p.passage_id IN ({marks}) ORDER BY s.passage, s.start",
+            list(passage_ids),
+        )
+        grouped: dict[str, list[tuple[int, int, bytes]]] = {}
+        for passage_id, start, end, blob in rows:
+            grouped.setdefault(str(passage_id), []).append((int(start), int(end), blob))
+        for passage_id, items in grouped.items():
+            vectors = np.frombuffer(b"".join(blob for _, _, blob in items), dtype=np.float32)
+            out[passage_id] = ([(s, e) for s, e, _ in items], vectors.reshape(len(items), -1))
+        return out
+
+    # -- BM25 ----------------------------------------------------------------------------------
+
+    def bm25(self, match: str, weights: tuple[float, float], filters: Filters | None = None) -> list[tuple[int, float]]:
+        """Every passage matching an FTS5 ``match`` with its BM25, best first (ties by position).
+
+        ``weights`` are the BM25 weights of the title and text columns; scores are positive,
+        higher is better. ``filters`` keeps the passages of the documents they allow; FTS5's
+        BM25 takes its statistics from the whole table, so a kept passage scores as unfiltered.
+        """
+        sql = "SELECT rowid, -bm25(passages_fts, ?, ?) AS score FROM passages_fts WHERE passages_fts MATCH ?"
+        params: list[Any] = [weights[0], weights[1], match]
+        if filters is not None:
+            condition, extra = filter_condition(filters)
+            sql += f" AND rowid IN ({_ALLOWED} WHERE {condition})"
+            params.extend(extra)
+        rows = self.query(sql + " ORDER BY score DESC, rowid", params)
+        return [(int(r), float(score)) for r, score in rows]
+
+    def document_scores(self, match: str, doc_ids: Sequence[str], weights: tuple[float, float]) -> dict[str, float]:
+        """BM25 scores of these whole documents (title and cleaned text) for ``match``."""
+        wanted = set(doc_ids)
+        if self._doc_ids is None:
+            self._doc_ids = {int(r): str(d) for r, d in self.query("SELECT rowid, doc_id FROM documents")}
+        rows = self.query(
+            "SELECT rowid, -bm25(documents_fts, ?, ?) FROM documents_fts WHERE documents_fts MATCH ?",
+            [weights[0], weights[1], match],
+        )
+        found = ((self._doc_ids[int(r)], float(score)) for r, score in rows)
+        return {doc_id: score for doc_id, score in found if doc_id in wanted}
+
+    # -- documents -------------------------------------------------------------------------------
+
+    def documents(self) -> dict[str, DocumentRecord]:
+        rows = self.query(
+            f"SELECT {DOCUMENT_COLUMNS}, (SELECT COUNT(*) FROM passages p WHERE p.doc_id = d.doc_id) "
+            "FROM documents d ORDER BY source"
+        )
+        return {row[0]: DocumentRecord(*row) for row in rows}
+
+    def document_text(self, doc_id: str) -> tuple[str, str] | None:
+        """A document's original text and its cleaned text."""
+        rows = self.query("SELECT text, cleaned FROM documents WHERE doc_id = ?", [doc_id])
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def document_passages(self, doc_id: str) -> list[PassageRecord]:
+        rows = self.query(f"SELECT {PASSAGE_COLUMNS} FROM passages WHERE doc_id = ? ORDER BY ordinal", [doc_id])
+        return [PassageRecord(*row) for row in rows]

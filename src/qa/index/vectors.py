@@ -1,0 +1,295 @@
+"""The FAISS side of a build: which index type holds the vectors, building it, searching it.
+
+Every index sits inside an ``IndexIDMap2`` whose ids are the build's passage positions
+1..n. Those ids never leave :mod:`qa.index`: the store maps them to passage ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import faiss
+import numpy as np
+
+from qa.embedding.base import Vectors
+from qa.errors import IndexCorruptError
+from qa.index.layout import MANIFEST
+
+log = logging.getLogger(__name__)
+#: faiss as the type checker sees it lacks some of its classes (SearchParametersHNSW) and
+#: types some constructors narrowly; those few uses go through this untyped alias.
+_faiss: Any = faiss
+
+#: ``QA_VECTOR_INDEX``: ``auto`` picks by size (:func:`choose_vector_index`), the others force one.
+VectorIndexMode = Literal["auto", "flat", "hnsw"]
+#: How an HNSW index stores the vectors it links (see :data:`HNSW_STORAGE`).
+HnswStorage = Literal["flat", "fp16", "sq8"]
+#: Above this many vectors a build is stored in HNSW rather than exact flat. Measured in
+#: docs/scaling.md (one query, one thread, 384-d): flat p50 is 1.3 ms at 30k, 2.6 ms at
+#: 50k, 4.7 ms at 100k, 50 ms at 1M, growing with the count; HNSW stays under 1 ms at
+#: every size. Up to here flat is exact and still about as fast as the model encodes a
+#: question, so nothing is approximated where it buys nothing.
+HNSW_THRESHOLD = 50_000
+#: HNSW parameters, measured on 50k to 1M real MiniLM vectors (docs/scaling.md). M=32
+#: beat M=16 on recall at equal latency; efConstruction 80 builds 1M vectors in ~190 s on
+#: two cores (160 took ~425 s for +0.002 recall@10 at efSearch 512); efSearch 512 gives
+#: recall@10 0.990 and recall@100 0.986 on SciFact queries at 1M for a p50 under 1 ms
+#: (FAISS searches with max(efSearch, k), and hybrid asks the dense side for 100).
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 512
+#: How HNSW stores the vectors it links: ``flat`` is float32 (exact reconstruction:
+#: 1.82 kB per vector with the graph, 1,732 MiB at 1M); ``fp16`` is 1.05 kB per vector
+#: (1,000 MiB at 1M, same recall measured) with a reconstruction error near 1e-4.
+HNSW_STORAGE: HnswStorage = "flat"
+#: Above this many vectors HNSW stores fp16, so that the index stays under 2 GB (float32
+#: would pass it near 1.1M vectors; fp16 near 1.9M).
+HNSW_FP16_THRESHOLD = 1_000_000
+#: A filtered search over at most this many allowed passages is answered exactly from
+#: their stored vectors rather than through the graph: a graph walk cannot promise ``k``
+#: hits when few passages qualify, and scoring this many vectors costs about what the
+#: graph walk does (measured in docs/scaling.md).
+EXACT_FILTER_LIMIT = 20_000
+
+
+@dataclass(frozen=True)
+class VectorIndexSpec:
+    """Which FAISS index holds a build's vectors; recorded as the manifest's ``vectors`` entry.
+
+    Whatever the type, the index sits inside an ``IndexIDMap2`` whose ids are the passage
+    rowids 1..n, uses inner product (vectors are unit length, so it is cosine), and can
+    reconstruct every stored vector, because search scores candidates from those vectors.
+    A manifest without ``vectors`` was written before there was a choice: it means flat.
+    """
+
+    type: Literal["flat", "hnsw"] = "flat"
+    M: int = 0
+    ef_construction: int = 0
+    ef_search: int = 0
+    storage: HnswStorage = "flat"
+
+    def describe(self) -> dict[str, Any]:
+        if self.type == "flat":
+            return {"type": "flat"}
+        return {
+            "type": "hnsw",
+            "M": self.M,
+            "ef_construction": self.ef_construction,
+            "ef_search": self.ef_search,
+            "storage": self.storage,
+        }
+
+    @classmethod
+    def hnsw(
+        cls,
+        M: int = HNSW_M,
+        ef_construction: int = HNSW_EF_CONSTRUCTION,
+        ef_search: int = HNSW_EF_SEARCH,
+        storage: HnswStorage = "flat",
+    ) -> VectorIndexSpec:
+        return cls("hnsw", M, ef_construction, ef_search, storage)
+
+    @classmethod
+    def from_manifest(cls, entry: Any) -> VectorIndexSpec:
+        """The spec a manifest records (``None``: a build from before the choice, so flat)."""
+        if entry is None:
+            return cls()
+        if not isinstance(entry, dict) or entry.get("type") not in ("flat", "hnsw"):
+            raise ValueError(f"unknown vector index {entry!r}")
+        if entry["type"] == "flat":
+            return cls()
+        values = [entry.get(name) for name in ("M", "ef_construction", "ef_search")]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+            raise ValueError(f"HNSW parameters {entry!r} are not positive integers")
+        storage = entry.get("storage", "flat")
+        if storage not in ("flat", "fp16", "sq8"):
+            raise ValueError(f"unknown HNSW storage {storage!r}")
+        M, ef_construction, ef_search = (int(v) for v in values if v is not None)
+        return cls("hnsw", M, ef_construction, ef_search, storage)
+
+
+def choose_vector_index(count: int, mode: VectorIndexMode = "auto", threshold: int = HNSW_THRESHOLD) -> VectorIndexSpec:
+    """The index for ``count`` vectors: exact flat while it is fast enough, HNSW above ``threshold``.
+
+    Flat is exact and needs no parameters; its single-query cost grows linearly with the
+    count, and HNSW's roughly with its logarithm, so the switch is where flat stops being
+    fast (measured in docs/scaling.md). Above :data:`HNSW_FP16_THRESHOLD` the graph's vectors
+    are stored as fp16 to bound memory. ``mode`` (``QA_VECTOR_INDEX``) forces either type
+    (an empty build is always flat: there is no graph to make).
+    """
+    if mode == "flat":
+        return VectorIndexSpec()
+    if mode == "hnsw" or (mode == "auto" and count > threshold):
+        if not count:
+            return VectorIndexSpec()
+        return VectorIndexSpec.hnsw(storage="fp16" if count > HNSW_FP16_THRESHOLD else HNSW_STORAGE)
+    if mode != "auto":
+        raise ValueError(f"unknown vector index mode {mode!r} (auto, flat or hnsw)")
+    return VectorIndexSpec()
+
+
+def build_vector_index(vectors: Vectors, spec: VectorIndexSpec) -> Any:
+    """An ``IndexIDMap2`` (ids 1..n) over the index ``spec`` names, holding ``vectors``.
+
+    The one place a vector index is made, used by builds and by scripts/bench_scale.py,
+    so that what the benchmark measures is what the service opens.
+    """
+    dimension = int(vectors.shape[1]) if vectors.ndim == 2 else 0
+    inner: Any
+    if spec.type == "flat":
+        inner = faiss.IndexFlatIP(dimension)
+    elif spec.storage == "flat":
+        inner = faiss.IndexHNSWFlat(dimension, spec.M, faiss.METRIC_INNER_PRODUCT)
+    else:
+        kind = faiss.ScalarQuantizer.QT_fp16 if spec.storage == "fp16" else faiss.ScalarQuantizer.QT_8bit
+        inner = _faiss.IndexHNSWSQ(dimension, kind, spec.M, faiss.METRIC_INNER_PRODUCT)
+    if spec.type == "hnsw":
+        inner.hnsw.efConstruction = spec.ef_construction
+        inner.hnsw.efSearch = spec.ef_search
+    index = faiss.IndexIDMap2(inner)
+    if len(vectors):
+        data = np.ascontiguousarray(vectors, dtype=np.float32)
+        if spec.type == "hnsw" and spec.storage == "sq8":
+            inner.train(data)  # SQ8 learns each dimension's range; fp16 needs no training
+        index.add_with_ids(data, np.arange(1, len(vectors) + 1, dtype=np.int64))
+    return index
+
+
+def search_vectors(
+    index: Any, spec: VectorIndexSpec, query: Vectors, k: int, allowed: Sequence[int] | None = None
+) -> list[tuple[int, float]]:
+    """The ``k`` nearest ids to one query in an index :func:`build_vector_index` made, best first.
+
+    Behind ``Index.search``, and what scripts/bench_scale.py times. Flat is exact, with
+    ``allowed`` applied inside FAISS by an ``IDSelectorBatch``. On HNSW the selector rides
+    in ``SearchParametersHNSW`` (with the recorded efSearch; FAISS searches with
+    ``max(efSearch, k)``), but a graph walk cannot promise ``k`` allowed hits when few
+    passages qualify: an allowed set of at most :data:`EXACT_FILTER_LIMIT` is scored
+    exactly from its stored vectors instead, and a walk that comes back short falls back
+    to the same exact scoring.
+    """
+    if query.ndim == 1:
+        query = query[None, :]
+    query = np.ascontiguousarray(query, dtype=np.float32)
+    if faiss.omp_get_max_threads() != 1:
+        # One query at a time gains nothing from OpenMP, and its thread wake-ups cost more than the
+        # search: measured 16 ms against 0.005 ms for 68 passages on this 2-core machine.
+        faiss.omp_set_num_threads(1)
+    k = min(k, int(index.ntotal) if allowed is None else len(allowed))
+    if k <= 0:
+        return []
+    hnsw = spec.type == "hnsw"
+    if hnsw and allowed is not None and len(allowed) <= EXACT_FILTER_LIMIT:
+        return _exact_search(index, query, k, allowed)
+    params: Any = None
+    if hnsw:
+        params = _faiss.SearchParametersHNSW()
+        params.efSearch = spec.ef_search
+    elif allowed is not None:
+        params = faiss.SearchParameters()
+    selector = None  # kept referenced until the search returns: params holds a bare pointer
+    if allowed is not None:
+        selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+        params.sel = selector
+    scores, ids = index.search(query, k, params=params)
+    del selector
+    hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+    if hnsw and allowed is not None and len(hits) < k:
+        return _exact_search(index, query, k, allowed)
+    return hits
+
+
+def _exact_search(index: Any, query: Vectors, k: int, allowed: Sequence[int]) -> list[tuple[int, float]]:
+    """The ``k`` best of ``allowed`` by inner product with their stored vectors (any index type)."""
+    keys = np.unique(np.asarray(allowed, dtype=np.int64))
+    keys = keys[(keys >= 1) & (keys <= int(index.ntotal))]
+    if not len(keys):
+        return []
+    # einsum runs on this thread; a BLAS product would wake a thread pool that, on a
+    # busy machine, waits for a scheduler tick (measured at 20k allowed: 8-16 ms instead of 6).
+    scores = np.einsum("ij,j->i", reconstruct(index, keys), query[0])
+    k = min(k, len(keys))
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [(int(keys[i]), float(scores[i])) for i in top]
+
+
+def reconstruct(index: Any, rowids: Sequence[int] | np.ndarray) -> Vectors:
+    """Stored vectors by id, in the order asked: exact for flat and HNSW-flat, close for fp16/SQ8.
+
+    Read from the inner index at position ``rowid - 1``: a build's ids are 1..n (checked
+    at open), and skipping the id map's hash lookups makes this about 3x faster
+    (20,000 vectors: 2.3 ms instead of 7.7 ms), which exact filtered search relies on.
+    """
+    if not len(rowids):
+        return np.zeros((0, int(index.d)), dtype=np.float32)
+    keys = np.asarray(rowids, dtype=np.int64)
+    if keys.min() < 1 or keys.max() > int(index.ntotal):
+        raise KeyError(f"no stored vector for passage {int(keys.min() if keys.min() < 1 else keys.max())}")
+    return np.asarray(index.index.reconstruct_batch(keys - 1), dtype=np.float32).reshape(len(keys), -1)
+
+
+# -- writing -----------------------------------------------------------------------------
+
+
+def read_vectors(path: Path, entry: Any = None) -> Any:
+    """The FAISS index: readable, an id map over the type the manifest records, ids 1..n.
+
+    ``entry`` is the manifest's ``vectors`` entry (absent: flat, as builds wrote before the choice); it must
+    match what the file holds, type, metric and HNSW ``M``; HNSW's ``efSearch`` is set
+    from it here, since FAISS does not store it with the graph in every version.
+    """
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        log.debug("faiss cannot read %s: %s", path, exc)
+        raise IndexCorruptError(
+            f"{path} cannot be read as a FAISS index (it is truncated or damaged): rebuild with `qa build`"
+        ) from None
+    if not isinstance(index, faiss.IndexIDMap2):
+        raise IndexCorruptError(
+            f"{path} holds a {type(index).__name__}, not the IndexIDMap2 a build writes: rebuild with `qa build`"
+        )
+    try:
+        spec = VectorIndexSpec.from_manifest(entry)
+    except ValueError as exc:
+        raise IndexCorruptError(
+            f"{path.parent / MANIFEST} records {exc}, which this qa cannot open: rebuild with `qa build`"
+        ) from None
+    inner: Any = faiss.downcast_index(index.index)
+    if spec.type == "flat":
+        wanted: tuple[type, ...] = (faiss.IndexFlatIP,)
+    elif spec.storage == "flat":
+        wanted = (faiss.IndexHNSWFlat,)
+    else:
+        wanted = (faiss.IndexHNSWSQ,)
+    right_type = isinstance(inner, wanted)  # a bool, so that ``inner`` stays Any for the checks below
+    if not right_type or inner.metric_type != faiss.METRIC_INNER_PRODUCT:
+        raise IndexCorruptError(
+            f"{path} holds a {type(inner).__name__}, but the manifest records a {spec.type} "
+            f"({spec.storage}) inner-product index: rebuild with `qa build`"
+        )
+    if spec.type == "hnsw":
+        if int(inner.hnsw.nb_neighbors(1)) != spec.M:
+            raise IndexCorruptError(
+                f"{path} is an HNSW graph with M={inner.hnsw.nb_neighbors(1)}, but the manifest records "
+                f"M={spec.M}: rebuild with `qa build`"
+            )
+        inner.hnsw.efSearch = spec.ef_search
+    ids = faiss.vector_to_array(index.id_map)
+    if len(ids) != index.ntotal or not np.array_equal(ids, np.arange(1, index.ntotal + 1, dtype=ids.dtype)):
+        raise IndexCorruptError(
+            f"{path} has vector ids that are not the passage numbers 1..{index.ntotal}: rebuild with `qa build`"
+        )
+    return index
+
+
+def write_vectors(path: Path, vectors: Vectors, spec: VectorIndexSpec) -> None:
+    faiss.write_index(build_vector_index(vectors, spec), str(path))
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())

@@ -1,0 +1,142 @@
+"""Evidence for an answer from the sentences a build stored: highlights, grouping and grounding.
+
+All three compare the question's vector with the sentence vectors of the build, so
+answering encodes only the question.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qa.embedding.base import Vectors
+from qa.index.database import PassageRecord
+from qa.index.protocol import SentenceVectors
+from qa.search.models import Highlight
+from qa.text import content_words
+
+#: Two passages of different documents report the same statement when some sentence of
+#: one and some sentence of the other have at least this cosine similarity and share at
+#: least GROUP_OVERLAP of the shorter one's content words. Chosen on hand-labelled seed
+#: pairs (docs/benchmarks.md, "Corroboration"): precision 0.86, recall 0.55 there.
+GROUP_COSINE = 0.76
+GROUP_OVERLAP = 0.5
+#: An answer is grounded when its best passage's best sentence has at least this cosine
+#: to the question; calibrated on the seed questions (docs/benchmarks.md, "Abstention").
+GROUNDED_THRESHOLD = 0.4
+#: Sentences within this much of a passage's best one are highlighted with it.
+HIGHLIGHT_MARGIN = 0.05
+
+
+#: Grouping ranks more candidates than the ``k`` results asked, so that results folded into a
+#: better one are replaced from further down: twice ``k``, and at least this many more than ``k``
+#: (for small ``k``, where twice is too few to replace two or three folded results).
+LOOKAHEAD_MIN_EXTRA = 5
+
+
+def lookahead(k: int) -> int:
+    """How many ranked candidates grouping looks at to fill ``k`` results."""
+    return max(2 * k, k + LOOKAHEAD_MIN_EXTRA)
+
+
+@dataclass
+class Hit:
+    """A candidate passage and its scores; ``position`` (its place in the build) breaks ties."""
+
+    passage_id: str
+    doc_id: str
+    position: int
+    dense: float | None = None
+    lexical: float | None = None
+    score: float = 0.0
+    grouped: list[tuple[str, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Sentences:
+    """A passage's sentences as ``[start, end)`` in its text, their vectors, and their cosine to the question."""
+
+    spans: list[tuple[int, int]]
+    vectors: Vectors
+    cosines: Vectors
+
+
+def group(hits: list[Hit], records: dict[str, PassageRecord], sentences: dict[str, Sentences], k: int) -> list[Hit]:
+    """The best ``k`` hits; a passage of another document that reports the same statement as a
+    better one is folded into it (``Hit.grouped``) instead of taking a place of its own."""
+    cached: dict[tuple[str, int], frozenset[str]] = {}
+
+    def words(passage_id: str) -> Callable[[int], frozenset[str]]:
+        """A sentence's content words, read only for the pairs that pass the cosine test."""
+
+        def of(i: int) -> frozenset[str]:
+            if (passage_id, i) not in cached:
+                start, end = sentences[passage_id].spans[i]
+                cached[passage_id, i] = content_words(records[passage_id].text[start:end])
+            return cached[passage_id, i]
+
+        return of
+
+    doc_of = {h.passage_id: h.doc_id for h in hits}
+    kept: list[Hit] = []
+    for hit in hits:
+        for owner in kept:
+            if owner.doc_id == hit.doc_id or any(doc_of[r] == hit.doc_id for r, _ in owner.grouped):
+                continue
+            similarity = _same_statement(
+                sentences[owner.passage_id],
+                words(owner.passage_id),
+                sentences[hit.passage_id],
+                words(hit.passage_id),
+            )
+            if similarity is not None:
+                owner.grouped.append((hit.passage_id, similarity))
+                break
+        else:
+            if len(kept) < k:
+                kept.append(hit)
+    return kept
+
+
+def _same_statement(
+    a: Sentences, a_words: Callable[[int], frozenset[str]], b: Sentences, b_words: Callable[[int], frozenset[str]]
+) -> float | None:
+    """The cosine of the closest sentence pair of ``a`` and ``b`` that says the same thing, or ``None``."""
+    if not a.spans or not b.spans:
+        return None
+    sims = a.vectors @ b.vectors.T
+    best: float | None = None
+    for i, j in zip(*np.nonzero(sims >= GROUP_COSINE), strict=True):
+        x, y = a_words(int(i)), b_words(int(j))
+        if x and y and len(x & y) / min(len(x), len(y)) >= GROUP_OVERLAP:
+            best = max(best or 0.0, float(sims[i, j]))
+    return best
+
+
+def highlights(passage: PassageRecord, sentences: Sentences) -> list[Highlight]:
+    """The passage's sentences within HIGHLIGHT_MARGIN of its best one, with passage and source offsets."""
+    if not sentences.spans:
+        return []
+    top = float(sentences.cosines.max())
+    return [
+        Highlight(
+            start=s, end=e, source_start=passage.start + s, source_end=passage.start + e, score=round(float(c), 6)
+        )
+        for (s, e), c in zip(sentences.spans, sentences.cosines, strict=True)
+        if float(c) >= top - HIGHLIGHT_MARGIN
+    ]
+
+
+def sentence_evidence(
+    query: Vectors, passages: list[PassageRecord], stored: dict[str, SentenceVectors], dimension: int
+) -> dict[str, Sentences]:
+    """Each passage's stored sentences with their cosine to the question (no model call)."""
+    none = np.zeros((0, dimension), dtype=np.float32)
+    out: dict[str, Sentences] = {}
+    for p in passages:
+        found = stored.get(p.passage_id)
+        spans, vectors = (found.spans, found.vectors) if found is not None else ([], none)
+        out[p.passage_id] = Sentences(spans, vectors, vectors @ query if len(spans) else none[:, 0])
+    return out

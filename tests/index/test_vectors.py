@@ -1,0 +1,116 @@
+"""FAISS index types: which one a count gets, and that each searches and reconstructs as flat does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+from qa.config import Settings
+from qa.errors import IndexCorruptError
+from qa.index import vectors as vector_module
+from qa.index.builds import current_build_id
+from qa.index.layout import VECTORS
+from qa.index.pipeline import expected_identity
+from qa.index.store import Index
+from qa.index.vectors import (
+    HNSW_FP16_THRESHOLD,
+    HNSW_THRESHOLD,
+    HnswStorage,
+    VectorIndexSpec,
+    build_vector_index,
+    choose_vector_index,
+    read_vectors,
+    search_vectors,
+)
+from qa.ingest.chunking import ChunkerConfig
+from tests.helpers import FakeEmbedder
+
+CONFIG = ChunkerConfig()
+
+
+def _open(settings: Settings, embedder: FakeEmbedder, config: ChunkerConfig = CONFIG) -> Index:
+    return Index.open(settings.index_dir, expected_identity(embedder, config))
+
+
+def _build_dir(settings: Settings) -> Path:
+    return settings.index_dir / current_build_id(settings.index_dir)
+
+
+def _unit(n: int, d: int = 32, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
+
+
+def test_the_index_type_follows_the_vector_count_and_the_setting() -> None:
+    assert choose_vector_index(HNSW_THRESHOLD).type == "flat"
+    large = choose_vector_index(HNSW_THRESHOLD + 1)
+    assert large.type == "hnsw"
+    assert large.describe() == {
+        "type": "hnsw",
+        "M": large.M,
+        "ef_construction": large.ef_construction,
+        "ef_search": large.ef_search,
+        "storage": large.storage,
+    }
+    assert large.storage == "flat"  # float32: reconstruction exact
+    assert choose_vector_index(HNSW_FP16_THRESHOLD + 1).storage == "fp16"  # bounded memory
+    assert choose_vector_index(10, threshold=5).type == "hnsw"
+    assert choose_vector_index(10, "hnsw").type == "hnsw"
+    assert choose_vector_index(10**7, "flat").type == "flat"
+    assert choose_vector_index(0, "hnsw").type == "flat"  # nothing to link
+    assert Settings().vector_index == "auto"
+    assert VectorIndexSpec.from_manifest(None) == VectorIndexSpec()  # builds from before the choice
+    assert VectorIndexSpec.from_manifest(large.describe()) == large
+
+
+def test_an_hnsw_graph_with_another_m_than_recorded_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / VECTORS
+    faiss.write_index(build_vector_index(_unit(200), VectorIndexSpec.hnsw(M=8)), str(path))
+    with pytest.raises(IndexCorruptError, match="M=8"):
+        read_vectors(path, VectorIndexSpec.hnsw(M=16).describe())
+    index = read_vectors(path, VectorIndexSpec.hnsw(M=8, ef_search=77).describe())
+    assert faiss.downcast_index(index.index).hnsw.efSearch == 77  # set from the manifest at open
+
+
+@pytest.mark.parametrize("storage", ["flat", "fp16", "sq8"])
+def test_hnsw_finds_what_flat_finds_and_reconstructs_closely(storage: HnswStorage) -> None:
+    vectors, queries = _unit(3000), _unit(50, seed=1)
+    flat = build_vector_index(vectors, VectorIndexSpec())
+    spec = VectorIndexSpec.hnsw(M=16, ef_construction=64, ef_search=64, storage=storage)
+    hnsw = build_vector_index(vectors, spec)
+    overlap = []
+    for q in queries:
+        exact = {r for r, _ in search_vectors(flat, VectorIndexSpec(), q, 10)}
+        found = {r for r, _ in search_vectors(hnsw, spec, q, 10)}
+        overlap.append(len(exact & found) / 10)
+    assert np.mean(overlap) >= 0.9
+    keys = np.array([1, 17, 3000])
+    error = np.abs(hnsw.reconstruct_batch(keys) - vectors[keys - 1]).max()
+    assert error == 0 if storage == "flat" else error < 1e-2
+
+
+@pytest.mark.parametrize("limit", [0, 10**6], ids=["through-the-graph", "exact-over-allowed"])
+def test_a_filtered_hnsw_search_returns_only_allowed_ids_and_k_of_them(
+    monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    monkeypatch.setattr(vector_module, "EXACT_FILTER_LIMIT", limit)
+    vectors = _unit(3000)
+    spec = VectorIndexSpec.hnsw(M=16, ef_construction=64, ef_search=32)
+    index = build_vector_index(vectors, spec)
+    flat = build_vector_index(vectors, VectorIndexSpec())
+    rng = np.random.default_rng(3)
+    for fraction in (0.5, 0.05, 0.003):  # the last: 9 allowed passages, far fewer than efSearch finds
+        allowed = sorted(int(i) for i in rng.choice(np.arange(1, 3001), int(3000 * fraction), replace=False))
+        for q in _unit(10, seed=2):
+            k = min(8, len(allowed))
+            hits = search_vectors(index, spec, q, k, allowed)
+            assert len(hits) == k
+            assert {r for r, _ in hits} <= set(allowed)
+            exact = search_vectors(flat, VectorIndexSpec(), q, k, allowed)
+            assert hits[0][0] == exact[0][0]
+            scores = [s for _, s in hits]
+            assert scores == sorted(scores, reverse=True)
