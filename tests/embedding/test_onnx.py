@@ -19,6 +19,7 @@ from qa.embedding.factory import make_encoder
 from qa.embedding.onnx import FILES, META, OnnxEmbedder, model_folder
 from qa.errors import ModelError
 from qa.evaluation.questions import evaluate_questions, load_questions
+from qa.files import sha256_file
 from qa.index.pipeline import expected_identity, stale_reason
 from qa.index.store import Index
 from qa.ingest.chunking import ChunkerConfig
@@ -55,7 +56,7 @@ def test_the_export_lives_beside_the_model_and_records_what_it_was_made_from(
     assert set(files) == set(FILES.values())
     for name, info in files.items():
         assert (folder / name).stat().st_size == info["bytes"]
-        assert qa.embedding.export._sha256(folder / name) == info["sha256"]
+        assert sha256_file(folder / name) == info["sha256"]
     recorded = json.loads((folder / META).read_text())
     assert recorded["source"]["pooling"] == "mean"
     assert recorded["source"]["max_seq_length"] == 256
