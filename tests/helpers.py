@@ -16,10 +16,15 @@ from typing import Any
 import numpy as np
 import uvicorn
 
-from qa.embedding.base import Vectors, probe_identity
+from qa.config import Settings
+from qa.embedding.base import Embedder, Vectors, probe_identity
 from qa.embedding.identity import ModelIdentity
+from qa.index.builds import current_build_id
 from qa.index.database import PassageRecord
+from qa.index.pipeline import expected_identity
 from qa.index.protocol import PassageStore
+from qa.index.store import Index
+from qa.ingest.chunking import ChunkerConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
@@ -112,3 +117,13 @@ def manifest_json(build: Path) -> dict[str, Any]:
 
 def save_manifest_json(build: Path, manifest: dict[str, Any]) -> None:
     (build / "manifest.json").write_text(json.dumps(manifest))
+
+
+def open_index(settings: Settings, embedder: Embedder, config: ChunkerConfig | None = None) -> Index:
+    """The build CURRENT names in ``settings.index_dir``, checked against ``embedder`` and ``config``."""
+    return Index.open(settings.index_dir, expected_identity(embedder, config or ChunkerConfig()))
+
+
+def build_dir(settings: Settings) -> Path:
+    """The folder of the build CURRENT names in ``settings.index_dir``."""
+    return settings.index_dir / current_build_id(settings.index_dir)

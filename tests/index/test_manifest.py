@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from qa.config import Settings
 from qa.errors import IndexCorruptError, IndexMismatchError
-from qa.index.builds import current_build_id
 from qa.index.layout import MANIFEST
 from qa.index.manifest import FORMAT_VERSION, Manifest, read_manifest
 from qa.index.pipeline import expected_identity
@@ -20,16 +18,10 @@ from qa.index.vectors import (
 )
 from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import FakeEmbedder
+from tests.helpers import build_dir as _build_dir
+from tests.helpers import open_index as _open
 
 CONFIG = ChunkerConfig()
-
-
-def _open(settings: Settings, embedder: FakeEmbedder, config: ChunkerConfig = CONFIG) -> Index:
-    return Index.open(settings.index_dir, expected_identity(embedder, config))
-
-
-def _build_dir(settings: Settings) -> Path:
-    return settings.index_dir / current_build_id(settings.index_dir)
 
 
 @pytest.mark.parametrize(

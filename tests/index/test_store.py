@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import faiss
 import numpy as np
 import pytest
 
 from qa.config import Settings
-from qa.index.builds import current_build_id
 from qa.index.database import PassageRecord
 from qa.index.filters import Filters
 from qa.index.layout import VECTORS
-from qa.index.pipeline import build_index, expected_identity
+from qa.index.pipeline import build_index
 from qa.index.store import Index
 from qa.index.vectors import (
     VectorIndexSpec,
 )
 from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import FakeEmbedder, manifest_json, save_manifest_json
+from tests.helpers import build_dir as _build_dir
+from tests.helpers import open_index as _open
 
 CONFIG = ChunkerConfig()
-
-
-def _open(settings: Settings, embedder: FakeEmbedder, config: ChunkerConfig = CONFIG) -> Index:
-    return Index.open(settings.index_dir, expected_identity(embedder, config))
-
-
-def _build_dir(settings: Settings) -> Path:
-    return settings.index_dir / current_build_id(settings.index_dir)
 
 
 def _all_passages(index: Index) -> list[PassageRecord]:

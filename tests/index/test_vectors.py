@@ -11,10 +11,7 @@ import pytest
 from qa.config import Settings
 from qa.errors import IndexCorruptError
 from qa.index import vectors as vector_module
-from qa.index.builds import current_build_id
 from qa.index.layout import VECTORS
-from qa.index.pipeline import expected_identity
-from qa.index.store import Index
 from qa.index.vectors import (
     HNSW_FP16_THRESHOLD,
     HNSW_THRESHOLD,
@@ -26,17 +23,8 @@ from qa.index.vectors import (
     search_vectors,
 )
 from qa.ingest.chunking import ChunkerConfig
-from tests.helpers import FakeEmbedder
 
 CONFIG = ChunkerConfig()
-
-
-def _open(settings: Settings, embedder: FakeEmbedder, config: ChunkerConfig = CONFIG) -> Index:
-    return Index.open(settings.index_dir, expected_identity(embedder, config))
-
-
-def _build_dir(settings: Settings) -> Path:
-    return settings.index_dir / current_build_id(settings.index_dir)
 
 
 def _unit(n: int, d: int = 32, seed: int = 0) -> np.ndarray:
