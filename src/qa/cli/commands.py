@@ -250,6 +250,13 @@ def verify_command(draft: Any, as_json: bool, **options: Any) -> None:
 @click.option(
     "--mode", "modes", type=click.Choice(MODES), multiple=True, help="Modes to score (repeatable). [default: all]"
 )
+@click.option(
+    "--sample",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Score every N-th question of --questions only (a fixed subset, for quick runs).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @index_option
 @model_options
@@ -258,6 +265,7 @@ def eval_command(
     split: str,
     questions_file: Path | None,
     modes: tuple[str, ...],
+    sample: int,
     as_json: bool,
     **options: Any,
 ) -> None:
@@ -265,7 +273,9 @@ def eval_command(
 
     \b
     qa eval --beir ../shared/bench/scifact          # nDCG@10, Recall@100, MRR@10 per mode
-    qa eval --questions ../shared/eval/questions.jsonl   # Recall@1/3/5, MRR, abstention
+    qa eval --questions ../shared/eval/questions.jsonl   # Recall@1/3/5/10, MRR@10, abstention
+    qa eval --questions ../shared/bench/squad/questions.jsonl --corpus ../shared/bench/squad/articles \
+            --index bench-results/index-squad --sample 5   # answer spans: also answer-sentence@1
 
     With --beir the corpus is indexed into --index (default: bench-results/index-<name>)
     by the service's own chunking, embedding and store, reusing vectors already embedded.
@@ -293,7 +303,7 @@ def eval_command(
                 if service.stale_reason():
                     service.build(progress_bar())
                 figures = run_questions(
-                    questions_file, settings.index_dir, service.query_encoder, service.chunker, chosen
+                    questions_file, settings.index_dir, service.query_encoder, service.chunker, chosen, sample
                 )
                 text = questions_table(figures)
         except QAError as exc:

@@ -118,18 +118,24 @@ def beir_table(figures: dict[str, Any]) -> str:
 def questions_table(figures: dict[str, Any]) -> str:
     lines = [f"{figures['questions']} questions ({figures['unanswerable']} unanswerable), build {figures['build_id']}"]
     lines.append(
-        f"{'mode':<8} {'R@1':>6} {'R@3':>6} {'R@5':>6} {'MRR':>6} {'abst.P':>7} {'abst.R':>7} {'answered':>9}  misses@3"
+        f"{'mode':<8} {'R@1':>6} {'R@3':>6} {'R@5':>6} {'R@10':>6} {'MRR':>6} {'sent@1':>6} {'docs@3':>6} "
+        f"{'chars':>6} {'abst.P':>7} {'abst.R':>7} {'answered':>9}  misses@3"
     )
     for mode, v in figures["modes"].items():
-        cells = [v["recall@1"], v["recall@3"], v["recall@5"], v["mrr"]]
+        cells = [v["recall@1"], v["recall@3"], v["recall@5"], v["recall@10"], v["mrr"]]
+        extra = [v["answer_sentence@1"], v["distinct_docs@3"]]
         abst = [v["abstention_precision"], v["abstention_recall"], v["answered_rate"]]
+        misses = v["misses@3"] if len(v["misses@3"]) <= 10 else [f"{len(v['misses@3'])} questions"]
         lines.append(
             f"{mode:<8} "
             + " ".join(f"{c:>6.3f}" for c in cells)
             + " "
+            + " ".join("     -" if c is None else f"{c:>6.3f}" for c in extra)
+            + ("      -" if v["passage_chars"] is None else f"{v['passage_chars']:>7.0f}")
+            + " "
             + " ".join("      -" if a is None else f"{a:>7.3f}" for a in abst[:2])
             + ("        -" if abst[2] is None else f"{abst[2]:>9.3f}")
             + "  "
-            + (", ".join(v["misses@3"]) or "none")
+            + (", ".join(misses) or "none")
         )
     return "\n".join(lines)

@@ -1,9 +1,13 @@
 """Retrieval quality on a question file: which questions find their evidence, and how high.
 
-A question file is JSON Lines; each line has ``id``, ``question`` and ``evidence`` (strings a
-correct passage contains) or ``"answerable": false``. A passage answers a question when
-it contains one of its evidence strings after folding quotes, dashes, case and
-whitespace (:func:`qa.text.normalize`).
+A question file is JSON Lines; each line has ``id``, ``question`` and either ``evidence``
+(strings a correct passage contains), ``answers`` with ``doc`` (answer spans
+``{text, start, end}`` in that document's text, as in ../shared/bench/squad) or
+``"answerable": false``. With evidence strings, a passage answers a question when it
+contains one of them after folding quotes, dashes, case and whitespace
+(:func:`qa.text.normalize`). With answer spans, it answers when it is a passage
+of ``doc`` whose ``[start, end)`` covers some answer's ``[start, end)``: scored by place, not
+by string, because an answer's words often occur elsewhere in the article too.
 """
 
 from __future__ import annotations
@@ -24,10 +28,24 @@ from qa.index.manifest import compatibility_problems, read_manifest
 from qa.index.pipeline import Progress, build_documents, expected_identity
 from qa.index.store import Index
 from qa.ingest.chunking import ChunkerConfig
-from qa.search.models import MODES, Answer, Mode
+from qa.search.models import MODES, Answer, Mode, Result
 from qa.search.retrieval import Searcher
 from qa.service import Expected, open_searcher, open_store
 from qa.text import normalize
+
+#: The cut-offs ``qa eval --questions`` reports; MRR is taken over the deepest one.
+QUESTION_KS = (1, 3, 5, 10)
+
+
+@dataclass(frozen=True)
+class Span:
+    """An answer as ``[start, end)`` in its document's text."""
+
+    start: int
+    end: int
+
+    def within(self, start: int, end: int) -> bool:
+        return start <= self.start and self.end <= end
 
 
 @dataclass(frozen=True)
@@ -36,6 +54,15 @@ class Question:
     question: str
     evidence: tuple[str, ...] = ()
     answerable: bool = True
+    #: With ``answers``: the document (its id, the file's stem) the answers are offsets into.
+    doc: str | None = None
+    answers: tuple[Span, ...] = ()
+
+    def found_in(self, doc_id: str, start: int, end: int, text: str) -> bool:
+        """Whether the span ``[start, end)`` of ``doc_id`` (whose text is ``text``) answers this question."""
+        if self.answers:
+            return doc_id == self.doc and any(a.within(start, end) for a in self.answers)
+        return contains_evidence(text, self.evidence)
 
 
 @dataclass
@@ -55,6 +82,26 @@ class QuestionReport:
     grounded: dict[str, bool] = field(default_factory=dict)
     grounding_scores: dict[str, float | None] = field(default_factory=dict)
     answerable: dict[str, bool] = field(default_factory=dict)
+    #: Per answerable question with answer spans: whether the top passage's first highlight covers an answer.
+    answer_sentence: dict[str, bool] = field(default_factory=dict)
+    #: Per answerable question: how many documents the top 3 passages come from.
+    distinct_docs: dict[str, int] = field(default_factory=dict)
+    #: Lengths in characters of every passage returned (all ranks, all questions).
+    passage_chars: list[int] = field(default_factory=list)
+
+    @property
+    def answer_sentence_at_1(self) -> float | None:
+        values = self.answer_sentence.values()
+        return sum(values) / len(values) if values else None
+
+    @property
+    def distinct_docs_at_3(self) -> float | None:
+        values = self.distinct_docs.values()
+        return sum(values) / len(values) if values else None
+
+    @property
+    def mean_passage_chars(self) -> float | None:
+        return sum(self.passage_chars) / len(self.passage_chars) if self.passage_chars else None
 
     @property
     def abstention_precision(self) -> float | None:
@@ -76,24 +123,35 @@ class QuestionReport:
         return [qid for qid, rank in self.ranks.items() if rank is None or rank > k]
 
 
-def load_questions(path: Path) -> list[Question]:
+def load_questions(path: Path, sample: int = 1) -> list[Question]:
+    """The questions of a file; with ``sample`` n, every n-th (the 1st, the (n+1)-th, ...), a fixed subset."""
+    if sample < 1:
+        raise QAError(f"sample must be at least 1, not {sample}")
     questions = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            raw = json.loads(line)
-            questions.append(
-                Question(
-                    id=str(raw["id"]),
-                    question=str(raw["question"]),
-                    evidence=tuple(str(e) for e in raw.get("evidence", ())),
-                    answerable=bool(raw.get("answerable", True)),
-                )
-            )
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            questions.append(_question(json.loads(line)))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise QAError(f"{path}:{number}: not a question line ({exc})") from None
-    return questions
+    return questions[::sample]
+
+
+def _question(raw: dict[str, Any]) -> Question:
+    answers = tuple(Span(int(a["start"]), int(a["end"])) for a in raw.get("answers", ()))
+    if answers and not raw.get("doc"):
+        raise ValueError("answers given as offsets need the doc they are offsets into")
+    if any(a.end <= a.start for a in answers):
+        raise ValueError("an answer span is empty")
+    return Question(
+        id=str(raw["id"]),
+        question=str(raw["question"]),
+        evidence=tuple(str(e) for e in raw.get("evidence", ())),
+        answerable=bool(raw.get("answerable", True)),
+        doc=str(raw["doc"]) if answers else None,
+        answers=answers,
+    )
 
 
 def contains_evidence(text: str, evidence: Sequence[str]) -> bool:
@@ -101,42 +159,50 @@ def contains_evidence(text: str, evidence: Sequence[str]) -> bool:
     return any(normalize(e) in folded for e in evidence)
 
 
-def first_evidence_rank(answer: Answer, evidence: Sequence[str]) -> int | None:
-    """Rank of the first result whose passage (or a corroborating one listed under it) has evidence."""
-    return next(
-        (
-            r.rank
-            for r in answer.results
-            if any(contains_evidence(t, evidence) for t in [r.text, *(o.text for o in r.also_reported_in)])
-        ),
-        None,
-    )
+def first_hit_rank(answer: Answer, question: Question) -> int | None:
+    """Rank of the first result whose passage (or a corroborating one listed under it) answers ``question``."""
+    for r in answer.results:
+        found = (
+            question.found_in(c.doc_id, c.start, c.end, text)
+            for c, text in [(r.citation, r.text), *((o.citation, o.text) for o in r.also_reported_in)]
+        )
+        if any(found):
+            return r.rank
+    return None
+
+
+def answer_sentence_hit(top: Result, question: Question) -> bool:
+    """Whether the first highlighted sentence of the top passage covers one of the question's answer spans."""
+    if not top.highlights:
+        return False
+    first = top.highlights[0]
+    return question.found_in(top.citation.doc_id, first.source_start, first.source_end, "")
 
 
 def evaluate_questions(
     searcher: Searcher,
     questions: Sequence[Question],
-    ks: tuple[int, ...] = (1, 3, 5),
+    ks: tuple[int, ...] = QUESTION_KS,
     mode: str = "hybrid",
     group: bool = True,
 ) -> QuestionReport:
     depth = max(ks)
-    ranks: dict[str, int | None] = {}
-    grounded: dict[str, bool] = {}
-    scores: dict[str, float | None] = {}
+    report = QuestionReport(ks=ks, recall={}, mrr=0.0, answerable={q.id: q.answerable for q in questions})
     for q in questions:
         answer = searcher.ask(q.question, depth, mode=mode, group=group)
-        grounded[q.id] = answer.grounded
-        scores[q.id] = answer.grounding_score
-        if q.answerable:
-            ranks[q.id] = first_evidence_rank(answer, q.evidence)
-    n = max(1, len(ranks))
-    recall = {k: sum(1 for r in ranks.values() if r is not None and r <= k) / n for k in ks}
-    mrr = sum(1.0 / r for r in ranks.values() if r is not None) / n
-    answerable = {q.id: q.answerable for q in questions}
-    return QuestionReport(
-        ks=ks, recall=recall, mrr=mrr, ranks=ranks, grounded=grounded, grounding_scores=scores, answerable=answerable
-    )
+        report.grounded[q.id] = answer.grounded
+        report.grounding_scores[q.id] = answer.grounding_score
+        report.passage_chars.extend(len(r.text) for r in answer.results)
+        if not q.answerable:
+            continue
+        report.ranks[q.id] = first_hit_rank(answer, q)
+        report.distinct_docs[q.id] = len({r.citation.doc_id for r in answer.results[:3]})
+        if q.answers:
+            report.answer_sentence[q.id] = bool(answer.results) and answer_sentence_hit(answer.results[0], q)
+    n = max(1, len(report.ranks))
+    report.recall = {k: sum(1 for r in report.ranks.values() if r is not None and r <= k) / n for k in ks}
+    report.mrr = sum(1.0 / r for r in report.ranks.values() if r is not None) / n
+    return report
 
 
 # -- BEIR ---------------------------------------------------------------------------------
@@ -273,10 +339,17 @@ def run_beir(
 
 
 def run_questions(
-    path: Path, index_dir: Path, embedder: Embedder, config: ChunkerConfig, modes: Sequence[Mode] = MODES
+    path: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    config: ChunkerConfig,
+    modes: Sequence[Mode] = MODES,
+    sample: int = 1,
 ) -> dict[str, Any]:
-    """``qa eval --questions``: Recall@1/3/5, MRR and abstention for each mode over the built index."""
-    questions = load_questions(path)
+    """``qa eval --questions``: Recall@1/3/5/10, MRR@10, answer-sentence@1, distinct documents in the
+    top 3, mean passage length and abstention for each mode over the built index (every
+    ``sample``-th question)."""
+    questions = load_questions(path, sample)
     searcher = open_searcher(index_dir, embedder, expected_identity(embedder, config))
     index = searcher.index
     try:
@@ -286,6 +359,9 @@ def run_questions(
             figures[mode] = {
                 **{f"recall@{k}": v for k, v in report.recall.items()},
                 "mrr": report.mrr,
+                "answer_sentence@1": report.answer_sentence_at_1,
+                "distinct_docs@3": report.distinct_docs_at_3,
+                "passage_chars": report.mean_passage_chars,
                 "abstention_precision": report.abstention_precision,
                 "abstention_recall": report.abstention_recall,
                 "answered_rate": report.answered_rate,

@@ -117,7 +117,9 @@ class Index:
         allowed = self._allowed(filters)
         if allowed is not None and not allowed:
             return []
-        return self._scored(search_vectors(self._vectors, self.vector_spec, query, k, allowed))
+        hits = search_vectors(self._vectors, self.vector_spec, query, k, allowed)
+        # FAISS leaves equal scores in heap order; the protocol breaks ties by position.
+        return self._scored(sorted(hits, key=lambda hit: (-hit[1], hit[0])))
 
     def lexical(
         self, terms: Sequence[str], k: int, weights: Weights, filters: Filters | None = None

@@ -1,7 +1,8 @@
 """Evidence for an answer from the sentences a build stored: highlights, grouping and grounding.
 
 All three compare the question's vector with the sentence vectors of the build, so
-answering encodes only the question.
+answering encodes only the question; highlights also weigh each sentence's share of the
+question's terms (:func:`qa.search.terms.term_shares`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from qa.embedding.base import Vectors
 from qa.index.database import PassageRecord
 from qa.index.protocol import SentenceVectors
 from qa.search.models import Highlight
+from qa.search.terms import term_shares
 from qa.text import content_words
 
 #: Two passages of different documents report the same statement when some sentence of
@@ -28,6 +30,10 @@ GROUP_OVERLAP = 0.5
 GROUNDED_THRESHOLD = 0.4
 #: Sentences within this much of a passage's best one are highlighted with it.
 HIGHLIGHT_MARGIN = 0.05
+#: A sentence's highlight score is its cosine plus this much of its share of the question's
+#: terms (:func:`qa.search.terms.term_shares`); 1.0 was the best of 0, 0.25, 0.5 and 1.0 for
+#: answer-sentence@1 on the SQuAD dev half (docs/benchmarks.md, "SQuAD").
+HIGHLIGHT_TERM_WEIGHT = 1.0
 
 
 #: Grouping ranks more candidates than the ``k`` results asked, so that results folded into a
@@ -61,6 +67,8 @@ class Sentences:
     spans: list[tuple[int, int]]
     vectors: Vectors
     cosines: Vectors
+    #: Each sentence's share of the question's terms (:func:`qa.search.terms.term_shares`).
+    terms: Vectors
 
 
 def group(hits: list[Hit], records: dict[str, PassageRecord], sentences: dict[str, Sentences], k: int) -> list[Hit]:
@@ -116,27 +124,42 @@ def _same_statement(
 
 
 def highlights(passage: PassageRecord, sentences: Sentences) -> list[Highlight]:
-    """The passage's sentences within HIGHLIGHT_MARGIN of its best one, with passage and source offsets."""
+    """The passage's sentences within HIGHLIGHT_MARGIN of its best one, with passage and source offsets.
+
+    A sentence scores its cosine plus HIGHLIGHT_TERM_WEIGHT times its share of the question's
+    terms; a highlight's ``score`` is its cosine.
+    """
     if not sentences.spans:
         return []
-    top = float(sentences.cosines.max())
+    chosen = sentences.cosines + HIGHLIGHT_TERM_WEIGHT * sentences.terms
+    top = float(chosen.max())
     return [
         Highlight(
             start=s, end=e, source_start=passage.start + s, source_end=passage.start + e, score=round(float(c), 6)
         )
-        for (s, e), c in zip(sentences.spans, sentences.cosines, strict=True)
-        if float(c) >= top - HIGHLIGHT_MARGIN
+        for (s, e), c, v in zip(sentences.spans, sentences.cosines, chosen, strict=True)
+        if float(v) >= top - HIGHLIGHT_MARGIN
     ]
 
 
+def best_cosine(sentences: dict[str, Sentences], passage_ids: list[str]) -> float | None:
+    """The best sentence cosine among these passages (the grounding score), or ``None`` without sentences."""
+    return max(
+        (float(sentences[p].cosines.max()) for p in passage_ids if sentences[p].spans),
+        default=None,
+    )
+
+
 def sentence_evidence(
-    query: Vectors, passages: list[PassageRecord], stored: dict[str, SentenceVectors], dimension: int
+    question: str, query: Vectors, passages: list[PassageRecord], stored: dict[str, SentenceVectors], dimension: int
 ) -> dict[str, Sentences]:
-    """Each passage's stored sentences with their cosine to the question (no model call)."""
+    """Each passage's stored sentences with their cosine to the question and their share of its
+    terms (no model call)."""
     none = np.zeros((0, dimension), dtype=np.float32)
+    found = [stored.get(p.passage_id) for p in passages]
+    pairs = [(f.spans, f.vectors) if f is not None else ([], none) for f in found]
+    shares = term_shares(question, [(p.text, spans) for p, (spans, _) in zip(passages, pairs, strict=True)])
     out: dict[str, Sentences] = {}
-    for p in passages:
-        found = stored.get(p.passage_id)
-        spans, vectors = (found.spans, found.vectors) if found is not None else ([], none)
-        out[p.passage_id] = Sentences(spans, vectors, vectors @ query if len(spans) else none[:, 0])
+    for p, (spans, vectors), share in zip(passages, pairs, shares, strict=True):
+        out[p.passage_id] = Sentences(spans, vectors, vectors @ query if len(spans) else none[:, 0], share)
     return out
