@@ -58,6 +58,10 @@ class Hit:
     lexical: float | None = None
     score: float = 0.0
     grouped: list[tuple[str, float]] = field(default_factory=list)
+    #: The passage and its stored sentences, once ranking has read them (hybrid's second
+    #: stage does), so that answering does not read them again.
+    record: PassageRecord | None = None
+    sentences: SentenceVectors | None = None
 
 
 @dataclass(frozen=True)

@@ -103,9 +103,11 @@ class Searcher:
             filters.check()
         query = self.embedder.embed_batch([text])[0]
         hits = self.rank(text, query, chosen, lookahead(k) if group else k, filters)
-        records = {p.passage_id: p for p in self.index.passages([h.passage_id for h in hits])}
+        records = {h.passage_id: h.record for h in hits if h.record is not None}
+        records.update((p.passage_id, p) for p in self.index.passages([h.passage_id for h in hits if h.record is None]))
         passages = [records[h.passage_id] for h in hits]
-        stored = self.index.sentences([p.passage_id for p in passages])
+        stored = {h.passage_id: h.sentences for h in hits if h.sentences is not None}
+        stored.update(self.index.sentences([h.passage_id for h in hits if h.sentences is None]))
         sentences = sentence_evidence(text, query, passages, stored, self.embedder.dimension)
         if group:
             hits = evidence.group(hits, records, sentences, k)
@@ -185,6 +187,7 @@ class Searcher:
         shares = term_shares(text, [(records[p].text, s) for p, s in zip(passage_ids, spans, strict=True)])
         for hit, share in zip(hits, shares, strict=True):
             found = stored.get(hit.passage_id)
+            hit.record, hit.sentences = records[hit.passage_id], found
             vectors = None if found is None else found.vectors
             cosine = float((vectors @ query).max()) if vectors is not None and len(vectors) else 0.0
             terms = float(share.max()) if len(share) else 0.0
