@@ -13,12 +13,20 @@ to the question. Positives are the answerable seed questions; negatives are the 
 questions marked unanswerable, plus SciFact train queries asked of the seeds (questions
 the corpus cannot answer). With --beir-index, SciFact train queries asked of SciFact
 show how often answerable questions of another corpus clear the threshold.
+
+With --squad, grounding is measured at scale: the SQuAD dev-half articles are split in two
+(every other file), one half is built, and every --sample-th question of both halves is
+asked of it. Questions whose article was built should be grounded, the others should not:
+the script prints precision and recall of ``grounded`` for each threshold::
+
+    python scripts/calibrate.py --squad ../shared/bench/squad --squad-index bench-results/index-squad-half
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -101,13 +109,59 @@ def grounding(embedder: SentenceTransformerEmbedder, beir: Path, beir_index: Pat
         print(f"{t:>9.2f} {answered:>14.3f} {abstained:>12.3f} {offtopic_abstained:>17.3f} {scifact_answered}{mark}")
 
 
+#: Thresholds swept for the SQuAD split: the grounding score is a cosine, and answerable
+#: questions' scores sit between about 0.2 and 0.9 (printed with the sweep).
+SQUAD_THRESHOLDS = (0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55)
+
+
+def squad_split(embedder: SentenceTransformerEmbedder, squad: Path, index_dir: Path, sample: int) -> None:
+    """Build every other SQuAD article, ask the questions of both halves, sweep the grounding threshold."""
+    articles = sorted((squad / "articles").glob("*.txt"))
+    built = {a.stem for a in articles[::2]}
+    config = ChunkerConfig.from_settings(Settings())
+    if not (index_dir / "CURRENT").exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            for article in articles[::2]:
+                shutil.copy(article, Path(tmp) / article.name)
+            build_index(Path(tmp), index_dir, embedder, config)
+    index = Index.open(index_dir, expected_identity(embedder, config))
+    searcher = Searcher(index, embedder)
+    questions = load_questions(squad / "questions.jsonl", sample)
+    scores = {q.id: searcher.ask(q.question, 5).grounding_score or 0.0 for q in questions}
+    index.close()
+    inside = np.array([scores[q.id] for q in questions if q.doc in built])
+    outside = np.array([scores[q.id] for q in questions if q.doc not in built])
+    print(f"\nSQuAD split: {len(built)} of {len(articles)} articles built; every {sample}th question")
+    for name, values in (("article built", inside), ("article absent", outside)):
+        low, mid, high = np.percentile(values, [10, 50, 90])
+        print(f"  {len(values)} questions, {name}: grounding score p10 {low:.3f} median {mid:.3f} p90 {high:.3f}")
+    print(f"{'threshold':>9} {'grounded P':>11} {'grounded R':>11} {'abstention P':>13} {'abstention R':>13} {'F1':>6}")
+    for t in SQUAD_THRESHOLDS:
+        tp, fp = int((inside >= t).sum()), int((outside >= t).sum())
+        tn, fn = int((outside < t).sum()), int((inside < t).sum())
+        precision, recall = tp / (tp + fp) if tp + fp else 1.0, tp / len(inside)
+        abstention_p = tn / (tn + fn) if tn + fn else 1.0
+        f1 = 2 * tp / (2 * tp + fp + fn)
+        mark = "  <- qa.search.evidence" if t == GROUNDED_THRESHOLD else ""
+        print(
+            f"{t:>9.2f} {precision:>11.3f} {recall:>11.3f} {abstention_p:>13.3f} {tn / len(outside):>13.3f} {f1:>6.3f}"
+            f"{mark}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--beir", type=Path, default=ROOT.parent / "shared" / "bench" / "scifact")
     parser.add_argument("--beir-index", type=Path, default=None)
     parser.add_argument("--queries", type=int, default=300, help="SciFact train queries to use.")
+    parser.add_argument("--squad", type=Path, default=None, help="A SQuAD folder: measure grounding on a split build.")
+    parser.add_argument("--squad-index", type=Path, default=ROOT / "bench-results" / "index-squad-half")
+    parser.add_argument("--sample", type=int, default=5, help="Every N-th SQuAD question (5: 1,080 of 5,397).")
     args = parser.parse_args()
     embedder = SentenceTransformerEmbedder()
+    if args.squad is not None:
+        squad_split(embedder, args.squad, args.squad_index, args.sample)
+        return
     grouping(embedder)
     grounding(embedder, args.beir, args.beir_index, args.queries)
 
