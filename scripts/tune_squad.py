@@ -8,7 +8,11 @@ them beside the index, then re-ranks in NumPy for each variant, so a sweep costs
     python scripts/tune_squad.py --index bench-results/index-seeds --questions ../shared/eval/questions.jsonl
 
 Features of each candidate: the passage cosine, the best stored-sentence cosine (and the
-best sentence plus its neighbours), the passage's FTS5 BM25 and its whole document's. A hit
+best sentence plus its neighbours), the passage's FTS5 BM25 and its whole document's; for
+the variants that did not win (docs/benchmarks.md, "Where the rest is lost"): each
+sentence's share of the question's bigrams and whether it holds the answer type the
+question asks for, the whole passage's term share, and a linear ranker learned on three
+quarters of the articles and scored on the rest (``--learn``). A hit
 is scored as ``qa eval`` does (answer spans by place, evidence strings by text); folding of
 near-duplicates across articles is not simulated (``qa eval`` checks the chosen variant).
 Prints, per variant: R@1/3/5/10, MRR@10, answer-sentence@1, distinct documents in the top 3.
@@ -17,8 +21,10 @@ Prints, per variant: R@1/3/5/10, MRR@10, answer-sentence@1, distinct documents i
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import pickle
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +35,10 @@ from qa.embedding.factory import make_encoder
 from qa.evaluation.questions import Question, load_questions
 from qa.index.protocol import PassageStore
 from qa.search.evidence import HIGHLIGHT_MARGIN, HIGHLIGHT_TERM_WEIGHT
-from qa.search.terms import query_terms, term_shares
+from qa.search.terms import STEM, query_terms, term_shares
 from qa.service import open_store
 from qa.text import STOPWORDS
+from qa.text import terms as words_of
 
 #: How far down each retriever's list candidates come from: Fusion.depth, what hybrid uses.
 DEPTH = 100
@@ -67,6 +74,10 @@ class Candidates:
     first_sentence_hit: np.ndarray | None = None
     sentence_lexical: list[np.ndarray] | None = None
     best_lexical: np.ndarray | None = None
+    #: Per sentence: share of the question's bigrams, and whether it holds the answer type asked.
+    sentence_bigrams: list[np.ndarray] | None = None
+    sentence_types: list[np.ndarray] | None = None
+    passage_share: np.ndarray | None = None
 
 
 def collect(index: PassageStore, embedder: object, questions: list[Question], depth: int) -> list[Candidates]:
@@ -158,7 +169,45 @@ def prepare(c: Candidates) -> Candidates:
         at = int(np.nonzero(chosen >= chosen.max() - HIGHLIGHT_MARGIN)[0][0]) if len(cos) else None
         first.append(bool(at is not None and found[at]))
     c.first_sentence_hit = np.array(first)
+    c.sentence_bigrams, c.sentence_types = sentence_extras(c)
+    c.passage_share = np.array([float(x[0]) for x in term_shares(c.question, [(t, [(0, len(t))]) for t in c.texts])])
     return c
+
+
+#: Questions asking for a number or a date, and for a person.
+NUMBER_QUESTION = re.compile(
+    r"\b(how (many|much|long|old|far)|when|what (year|percentage|date|decade|century))\b", re.I
+)
+PERSON_QUESTION = re.compile(r"\b(who|whom|whose)\b", re.I)
+#: A capitalised word that does not start a sentence.
+NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+")
+
+
+def bigrams(text: str) -> set[tuple[str, str]]:
+    """Adjacent words cut to STEM letters, except pairs of two stop words."""
+    return {
+        (a[:STEM], b[:STEM]) for a, b in itertools.pairwise(words_of(text)) if not (a in STOPWORDS and b in STOPWORDS)
+    }
+
+
+def answer_type(question: str, sentence: str) -> float:
+    """1 when the sentence holds what the question asks for (a number, a name not in the question)."""
+    if NUMBER_QUESTION.search(question):
+        return float(any(ch.isdigit() for ch in sentence))
+    if PERSON_QUESTION.search(question):
+        asked = set(words_of(question))
+        return float(any(m.group(0).lower() not in asked for m in NAME.finditer(sentence)))
+    return 0.0
+
+
+def sentence_extras(c: Candidates) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    asked = bigrams(c.question)
+    shares, types = [], []
+    for text, spans in zip(c.texts, c.sentence_spans, strict=True):
+        said = [text[s:e] for s, e in spans]
+        shares.append(np.array([len(asked & bigrams(x)) / len(asked) if asked else 0.0 for x in said]))
+        types.append(np.array([answer_type(c.question, x) for x in said]))
+    return shares, types
 
 
 def best_sentence(c: Candidates) -> np.ndarray:
@@ -209,6 +258,88 @@ def two_stage(dense: float, document_weight: float, sentence: float, terms: floa
         return out
 
     return score
+
+
+def extended(bigram: float, answer: float, passage: float, joint: bool = False) -> Scorer:
+    """The chosen two-stage ranking plus bigram share, answer type and passage term share.
+
+    ``joint`` scores one sentence on all its signals (the best such sentence) instead of
+    adding each signal's best sentence."""
+
+    def score(c: Candidates) -> np.ndarray:
+        first = 0.6 * c.cosine + 0.4 * lexical(c, 0.0)
+        top = np.lexsort((c.position, -first))[:RERANK]
+        out = first.copy()
+        for i in top:
+            cos, share = c.sentence_cosines[i], c.sentence_lexical[i]  # type: ignore[index]
+            pairs, kinds = c.sentence_bigrams[i], c.sentence_types[i]  # type: ignore[index]
+            out[i] += passage * c.passage_share[i]  # type: ignore[index]
+            if not len(cos):
+                continue
+            if joint:
+                out[i] += float((0.4 * np.maximum(cos, 0) + 0.4 * share + bigram * pairs + answer * kinds).max())
+            else:
+                out[i] += 0.4 * max(float(cos.max()), 0.0) + 0.4 * float(share.max())
+                out[i] += bigram * float(pairs.max()) + answer * float(kinds.max())
+        return out
+
+    return score
+
+
+def second_stage_features(c: Candidates) -> tuple[np.ndarray, np.ndarray]:
+    """The first stage's best RERANK candidates and their features, one row each."""
+    first = 0.6 * c.cosine + 0.4 * lexical(c, 0.0)
+    top = np.lexsort((c.position, -first))[:RERANK]
+    rows = []
+    for i in top:
+        cos, share, pairs = c.sentence_cosines[i], c.sentence_lexical[i], c.sentence_bigrams[i]  # type: ignore[index]
+        some = len(cos) > 0
+        rows.append(
+            [
+                c.cosine[i],
+                lexical(c, 0.0)[i],
+                max(float(cos.max()), 0.0) if some else 0.0,
+                float(share.max()) if some else 0.0,
+                float(pairs.max()) if some else 0.0,
+                float((cos + share).max()) if some else 0.0,
+                unit(c.doc_bm25)[i],
+            ]
+        )
+    return top, np.array(rows)
+
+
+#: Gradient steps and rate of the learned ranker, and its L2 penalty: enough for the
+#: training loss to settle on the dev half (it moves under 0.1% over the last 100 steps).
+LEARN_STEPS, LEARN_RATE, LEARN_L2 = 300, 0.5, 1e-3
+
+
+def learned(cands: list[Candidates], folds: int = 4) -> dict[str, float]:
+    """A listwise linear ranker over :func:`second_stage_features`, trained on the questions of
+    ``folds - 1`` parts of the articles and scored on the rest, for each part: R@1 and R@3."""
+    data = []
+    for c in cands:
+        top, features = second_stage_features(c)
+        article = str(c.doc[np.nonzero(c.hit)[0][0]]) if c.hit.any() else ""
+        data.append((c, top, features, c.hit[top], article))
+    articles = sorted({d[4] for d in data})
+    hits = {1: 0, 3: 0}
+    for part in range(folds):
+        held = set(articles[part::folds])
+        w = np.zeros(data[0][2].shape[1])
+        train = [d for d in data if d[4] not in held and d[3].any() and not d[3].all()]
+        for _ in range(LEARN_STEPS):
+            grad = np.zeros_like(w)
+            for _c, _top, x, y, _a in train:
+                s = x @ w
+                p = np.exp(s - s.max())
+                grad += x.T @ (p / p.sum() - y / y.sum())
+            w -= LEARN_RATE * (grad / len(train) + LEARN_L2 * w)
+        for c, top, x, y, a in data:
+            if a in held:
+                ranked = np.lexsort((c.position[top], -(x @ w)))
+                hits[1] += bool(y[ranked[0]])
+                hits[3] += bool(y[ranked[:3]].any())
+    return {"R@1": hits[1] / len(cands), "R@3": hits[3] / len(cands)}
 
 
 def rrf(c: Candidates, k: int = 60) -> np.ndarray:
@@ -272,6 +403,15 @@ def variants(args: argparse.Namespace) -> dict[str, tuple[Scorer, float]]:
                     out[f"two-stage cos {d}, document {a}, sentence {sw}, terms {x}"] = (two_stage(d, a, sw, x), 0.0)
     for penalty in args.penalties:
         out[f"chosen + same-article penalty {penalty}"] = (two_stage(*args.chosen), penalty)
+    for joint in (False, True):
+        for b in (0.0, 0.1, 0.2, 0.4):
+            for t in (0.0, 0.05, 0.1, 0.2):
+                out[f"extra bigram {b}, answer type {t}{', joint' if joint else ''}"] = (
+                    extended(b, t, 0.0, joint),
+                    0.0,
+                )
+    for p in (0.1, 0.2, 0.4, 0.6):
+        out[f"extra passage term share {p}"] = (extended(0.0, 0.0, p), 0.0)
     return out
 
 
@@ -289,18 +429,22 @@ def main() -> None:
     parser.add_argument("--penalties", type=float, nargs="*", default=(0.0, 0.02, 0.05, 0.1))
     parser.add_argument("--top", type=int, default=25, help="Variants printed, best R@1 first (all in --out).")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--learn", action="store_true", help="Also fit and score the learned ranker (minutes).")
     args = parser.parse_args()
     cands = [prepare(c) for c in load_or_collect(args)]
     found = sum(bool(c.hit.any()) for c in cands) / len(cands)
     print(f"{len(cands)} questions; an answering passage among the candidates for {found:.3f}")
     results = {name: measure(cands, scorer, penalty) for name, (scorer, penalty) in variants(args).items()}
-    swept = ("convex", "two-stage")
+    swept = ("convex", "two-stage", "extra")
     fixed = [n for n in results if not n.startswith(swept)]
     best = sorted((n for n in results if n.startswith(swept)), key=lambda n: -results[n]["R@1"])[: args.top]
     columns = list(next(iter(results.values())))
     print(f"{'variant':<60} " + " ".join(f"{c:>7}" for c in columns))
     for name in [*fixed, *best]:
         print(f"{name:<60} " + " ".join(f"{results[name][c]:>7.3f}" for c in columns))
+    if args.learn:
+        results["learned (4 folds by article)"] = learned(cands)
+        print("learned linear ranker, 4 folds by article:", results["learned (4 folds by article)"])
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
 
