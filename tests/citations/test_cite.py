@@ -113,7 +113,10 @@ def test_a_resolved_document_lists_its_passages_in_order(index: Index) -> None:
     assert view.passage_ids == [p.passage_id for p in index.document_passages(DOC)]
     assert view.passages == len(view.passage_ids) == document.n_passages
     assert view.cleaned_text == texts[1]
-    assert view.model_dump(exclude={"cleaned_text", "passage_ids"}) == summarize(document).model_dump()
+    assert view.text == texts[0]
+    assert (view.format, view.pages) == ("text", [])  # a .txt file has no page map
+    exclude = {"cleaned_text", "passage_ids", "text", "format", "pages"}
+    assert view.model_dump(exclude=exclude) == summarize(document).model_dump()
 
 
 def test_an_unknown_document_is_not_found(index: Index) -> None:

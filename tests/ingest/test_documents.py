@@ -254,11 +254,11 @@ def test_unknown_sidecar_fields_warn(corpus: Path, caplog: pytest.LogCaptureFixt
 # --------------------------------------------------------------------------- which files
 
 
-def test_only_txt_and_md_files_are_articles(corpus: Path) -> None:
+def test_only_article_suffixes_are_articles(corpus: Path) -> None:
     _write(corpus, "a.txt", ARTICLE)
     _write(corpus, "b.md", ARTICLE)
     _write(corpus, "C.TXT", ARTICLE)
-    for name in ("d.pdf", "e.html", "f.json", "g.txt.bak", "h", "a.meta.json", "i.markdown"):
+    for name in ("d.doc", "e.rtf", "f.json", "g.txt.bak", "h", "a.meta.json", "i.markdown", "j.odt", "k.xhtml"):
         _write(corpus, name, ARTICLE)
     (corpus / "folder.txt").mkdir()  # a folder with an article suffix is not an article
     _write(corpus, "folder.txt/inner.txt", ARTICLE)
@@ -327,7 +327,7 @@ def test_empty_and_blank_files_are_skipped_with_a_warning(
 def test_binary_file_is_skipped_with_a_warning(corpus: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger=LOGGER)
     _write(corpus, "a.txt", ARTICLE)
-    _write(corpus, "scan.txt", b"%PDF-1.7\n\x00\x01\x02binary\x00 data" * 10)
+    _write(corpus, "scan.txt", b"\x89PNG\r\n\x00\x01\x02binary\x00 data" * 10)
     assert [d.source for d in load_corpus(corpus)] == ["a.txt"]
     messages = _warnings(caplog)
     assert len(messages) == 1, messages
@@ -437,8 +437,8 @@ def test_fingerprint_is_stable_when_nothing_changes(corpus_dir: Path, tmp_path: 
     # Touching a file, and adding files that are not articles, change nothing.
     first = sorted(corpus_dir.glob("*.txt"))[0]
     first.write_bytes(first.read_bytes())
-    _write(corpus_dir, "notes.pdf", b"%PDF")
-    _write(corpus_dir, "page.html", "<p>x</p>")
+    _write(corpus_dir, "notes.doc", b"%PDF")
+    _write(corpus_dir, "page.xhtml", "<p>x</p>")
     _write(corpus_dir, ".hidden.txt", ARTICLE)
     _write(corpus_dir, ".git/x.txt", ARTICLE)
     _write(corpus_dir, "orphan.meta.json", "{}")  # a sidecar with no article

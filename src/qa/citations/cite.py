@@ -6,11 +6,14 @@ id) back to their text and citation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel, Field
 
 from qa.errors import DocumentNotFoundError, PassageNotFoundError
 from qa.index.database import DocumentRecord, PassageRecord
 from qa.index.protocol import PassageStore
+from qa.ingest.extract import PageSpan
 
 
 class Citation(BaseModel):
@@ -25,6 +28,14 @@ class Citation(BaseModel):
     url: str | None = None
     published: str | None = None
     outlet: str | None = None
+    page: str | None = Field(
+        None,
+        description=(
+            "For a PDF: the printed label of the page the span starts on (its 1-based number when the file has "
+            "no labels); None for other formats."
+        ),
+    )
+    pages: list[str] | None = Field(None, description="For a PDF: the label of every page the span touches, in order.")
     formatted: str = Field(
         description="Plain text, ready to paste into a report (GET /passages/{id}/cite?format=text)."
     )
@@ -38,8 +49,23 @@ def cite(passage: PassageRecord, document: DocumentRecord) -> Citation:
     return cite_span(document, passage.start, passage.end)
 
 
+def pages_of(pages: Sequence[PageSpan], start: int, end: int) -> list[str]:
+    """Labels of the pages ``[start, end)`` touches, in order (empty without a page map)."""
+    return [p.label for p in pages if p.start < max(end, start + 1) and start < p.end]
+
+
+def page_locator(pages: Sequence[str]) -> str:
+    """``p. 12`` or ``pp. 12–13`` (first and last page), ``""`` without pages."""
+    if not pages:
+        return ""
+    if len(pages) == 1:
+        return f"p. {pages[0]}"
+    return f"pp. {pages[0]}\u2013{pages[-1]}"
+
+
 def cite_span(document: DocumentRecord, start: int, end: int) -> Citation:
     """The citation of ``source_text[start:end]`` of ``document`` (a passage, a sentence, a quote)."""
+    pages = pages_of(document.pages, start, end)
     return Citation(
         doc_id=document.doc_id,
         title=document.title,
@@ -50,13 +76,18 @@ def cite_span(document: DocumentRecord, start: int, end: int) -> Citation:
         url=document.url,
         published=document.published,
         outlet=document.outlet,
+        page=pages[0] if pages else None,
+        pages=pages or None,
         formatted=format_citation(document, start, end),
         markdown=format_citation(document, start, end, markdown=True),
     )
 
 
 def format_citation(document: DocumentRecord, start: int, end: int, markdown: bool = False) -> str:
-    """``Author, “Title”, Outlet, date (source.txt, chars 1204–1633)``; unknown parts left out."""
+    """``Author, “Title”, Outlet, date (source.txt, chars 1204–1633)``; unknown parts left out.
+
+    A PDF's citation ends with its pages: ``(report.pdf, chars 1204–1633), pp. 12–13``.
+    """
     title = f"\u201c{document.title}\u201d"
     if markdown and document.url:
         title = f"[{title}]({document.url})"
@@ -64,7 +95,8 @@ def format_citation(document: DocumentRecord, start: int, end: int, markdown: bo
     where = f"{document.source}, chars {start}\u2013{end}"
     if markdown:
         where = f"`{document.source}`, chars {start}\u2013{end}"
-    return f"{', '.join(parts)} ({where})"
+    pages = page_locator(pages_of(document.pages, start, end))
+    return f"{', '.join(parts)} ({where})" + (f", {pages}" if pages else "")
 
 
 class PassageView(BaseModel):
@@ -92,10 +124,27 @@ class DocumentSummary(BaseModel):
     passages: int
 
 
-class DocumentView(DocumentSummary):
-    """A document with its text as cleaned for indexing and the ids of its passages."""
+class Page(BaseModel):
+    """One page of a PDF: its 1-based number, printed label and ``[start, end)`` in the document's text."""
 
+    page: int
+    label: str
+    start: int
+    end: int
+
+
+class DocumentView(DocumentSummary):
+    """A document with its text, its text as cleaned for indexing, its pages and the ids of its passages."""
+
+    format: str = Field("text", description="How the file was read: text (.txt, .md), html, pdf or docx.")
+    text: str = Field(
+        description=(
+            "The text every offset points into: the file's text for .txt and .md, the extracted text for "
+            "HTML, PDF and Word files."
+        )
+    )
     cleaned_text: str
+    pages: list[Page] = Field(default_factory=list, description="A PDF's page map (empty for other formats).")
     passage_ids: list[str]
 
 
@@ -159,6 +208,9 @@ def resolve_document(index: PassageStore, doc_id: str) -> DocumentView:
         raise DocumentNotFoundError(f"no document {doc_id!r} in build {index.build_id}")
     return DocumentView(
         **summarize(document).model_dump(),
+        format=document.format,
+        text=texts[0],
         cleaned_text=texts[1],
+        pages=[Page(page=p.page, label=p.label, start=p.start, end=p.end) for p in document.pages],
         passage_ids=[p.passage_id for p in index.document_passages(doc_id)],
     )

@@ -125,6 +125,14 @@ def locator_note(view: PassageView) -> str:
     return f"Passage {view.passage_id}, characters {c.start}\u2013{c.end} of {c.source}"
 
 
+def page_range(view: PassageView, dash: str) -> str | None:
+    """``12`` or ``12<dash>13`` (first and last page the passage touches); ``None`` without pages."""
+    pages = view.citation.pages
+    if not pages:
+        return None
+    return pages[0] if len(pages) == 1 else f"{pages[0]}{dash}{pages[-1]}"
+
+
 def csl_item(view: PassageView) -> dict[str, Any]:
     """One CSL-JSON item for the passage's article; the passage's place is in ``note`` and ``custom``."""
     c = view.citation
@@ -143,6 +151,9 @@ def csl_item(view: PassageView) -> dict[str, Any]:
     parts = date_parts(c.published)
     if parts:
         item["issued"] = {"date-parts": [parts]}
+    page = page_range(view, "-")
+    if page:
+        item["page"] = page
     item["note"] = locator_note(view)
     item["custom"] = {
         "passage_id": view.passage_id,
@@ -192,6 +203,9 @@ def bibtex_entry(view: PassageView) -> str:
     if c.url:
         # URLs are verbatim in the url field (url/hyperref packages); only braces would break it.
         fields.append(("url", c.url.replace("{", "%7B").replace("}", "%7D")))
+    pages = page_range(view, "--")
+    if pages:
+        fields.append(("pages", bibtex_escape(pages)))
     note = f"Passage {view.passage_id}, characters {c.start}--{c.end} of {c.source}"
     fields.append(("note", bibtex_escape(note)))
     body = ",\n".join(f"  {name} = {value if name == 'month' else '{' + value + '}'}" for name, value in fields)

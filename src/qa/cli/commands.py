@@ -108,6 +108,10 @@ def build(if_stale: bool, **options: Any) -> None:
         f"({report.embedded} embedded, {report.passages - report.embedded} from the cache) "
         f"in {report.seconds:.1f} s -> {settings.index_dir}"
     )
+    if report.skipped:
+        click.echo(f"{len(report.skipped)} file{'' if len(report.skipped) == 1 else 's'} skipped:", err=True)
+        for skipped in report.skipped:
+            click.echo(f"  {skipped.source}: {skipped.reason}", err=True)
 
 
 @main.command(name="rollback")

@@ -8,6 +8,7 @@ score ties, which any other store can keep as a plain column.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from qa.errors import IndexCorruptError, IndexStoreError
 from qa.ingest.chunking import Passage
 from qa.ingest.cleaning import cleaned_text
 from qa.ingest.documents import Document
+from qa.ingest.extract import PageSpan
 
 #: ``([(passage index from 0, start, end), ...], vectors)``: the sentences of a build's passages.
 Sentences = tuple[Sequence[tuple[int, int, int]], Vectors]
@@ -36,7 +38,10 @@ CREATE TABLE documents (
     sha256     TEXT NOT NULL,
     encoding   TEXT NOT NULL,
     text       TEXT NOT NULL,
-    cleaned    TEXT NOT NULL
+    cleaned    TEXT NOT NULL,
+    format     TEXT NOT NULL,
+    -- A PDF's page map as JSON: [[page, label, start, end], ...] into text; NULL for other formats.
+    pages      TEXT
 );
 CREATE TABLE passages (
     rowid      INTEGER PRIMARY KEY,
@@ -64,7 +69,7 @@ CREATE VIRTUAL TABLE passages_fts USING fts5(title, text, content='', tokenize='
 CREATE VIRTUAL TABLE documents_fts USING fts5(title, text, content='', tokenize='porter unicode61');
 """
 PASSAGE_COLUMNS = 'rowid, passage_id, doc_id, ordinal, start, "end", section, n_tokens, text'
-DOCUMENT_COLUMNS = "doc_id, source, title, author, url, published, outlet, sha256, encoding"
+DOCUMENT_COLUMNS = "doc_id, source, title, author, url, published, outlet, sha256, encoding, format, pages"
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,43 @@ class DocumentRecord:
     sha256: str
     encoding: str
     n_passages: int
+    #: ``text`` (.txt, .md), ``html``, ``pdf`` or ``docx``.
+    format: str = "text"
+    #: A PDF's pages: number, printed label and ``[start, end)`` in the document's text.
+    pages: tuple[PageSpan, ...] = ()
+
+    @classmethod
+    def from_row(cls, row: Sequence[object]) -> DocumentRecord:
+        """A record from ``SELECT DOCUMENT_COLUMNS, <passage count>``."""
+        doc_id, source, title, author, url, published, outlet, sha256, encoding, fmt, pages, n_passages = row
+        return cls(
+            doc_id=str(doc_id),
+            source=str(source),
+            title=str(title),
+            author=_optional(author),
+            url=_optional(url),
+            published=_optional(published),
+            outlet=_optional(outlet),
+            sha256=str(sha256),
+            encoding=str(encoding),
+            n_passages=int(n_passages),  # type: ignore[call-overload]
+            format=str(fmt),
+            pages=decode_pages(pages),
+        )
+
+
+def _optional(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def encode_pages(pages: Sequence[PageSpan]) -> str | None:
+    return json.dumps([[p.page, p.label, p.start, p.end] for p in pages], ensure_ascii=False) if pages else None
+
+
+def decode_pages(raw: object) -> tuple[PageSpan, ...]:
+    if not isinstance(raw, str) or not raw:
+        return ()
+    return tuple(PageSpan(int(n), str(label), int(s), int(e)) for n, label, s, e in json.loads(raw))
 
 
 _SQLITE_MAGIC = b"SQLite format 3\0"
@@ -159,7 +201,7 @@ def write_database(
                 [(i + 1, s, e, rows[n].tobytes()) for n, (i, s, e) in enumerate(spans)],
             )
         db.executemany(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     d.doc_id,
@@ -173,6 +215,8 @@ def write_database(
                     d.encoding,
                     d.text,
                     cleaned_text(d.text, list(d.blocks)),
+                    d.format,
+                    encode_pages(d.pages),
                 )
                 for d in documents
             ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -33,7 +34,7 @@ from qa.index.store import Index
 from qa.index.vectors import VectorIndexMode, choose_vector_index
 from qa.ingest import chunking, cleaning, sentences
 from qa.ingest.chunking import Chunker, ChunkerConfig, Passage
-from qa.ingest.documents import Document, corpus_fingerprint, load_corpus
+from qa.ingest.documents import Document, Skipped, corpus_fingerprint, extractors_used, read_corpus
 from qa.ingest.sentences import split_sentences
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ class BuildReport:
     seconds: float
     #: Passages whose vectors were computed by this build; the rest came from the cache.
     embedded: int = 0
+    #: Files of the corpus that were not read, with the reason (also in the manifest).
+    skipped: tuple[Skipped, ...] = ()
 
 
 def expected_identity(embedder: Embedder, config: ChunkerConfig) -> dict[str, Any]:
@@ -76,9 +79,15 @@ def build_index(
     """
     started = time.perf_counter()
     with build_lock(index_dir):
-        corpus = {"path": str(corpus_dir), "sha256": corpus_fingerprint(corpus_dir)}
-        documents = load_corpus(corpus_dir)
-        return _build(documents, index_dir, embedder, config, corpus, progress, started, vector_index)
+        corpus: dict[str, Any] = {"path": str(corpus_dir), "sha256": corpus_fingerprint(corpus_dir)}
+        read = read_corpus(corpus_dir)
+        extractors = extractors_used(corpus_dir)
+        if extractors:
+            corpus["extractors"] = extractors
+        # Every skipped file with its reason: `qa build` lists them, /healthz counts them.
+        corpus["skipped"] = [{"source": s.source, "reason": s.reason} for s in read.skipped]
+        report = _build(read.documents, index_dir, embedder, config, corpus, progress, started, vector_index)
+        return dataclasses.replace(report, skipped=tuple(read.skipped))
 
 
 def build_documents(

@@ -172,7 +172,7 @@ class BuildDatabase:
             f"SELECT {DOCUMENT_COLUMNS}, (SELECT COUNT(*) FROM passages p WHERE p.doc_id = d.doc_id) "
             "FROM documents d ORDER BY source"
         )
-        return {row[0]: DocumentRecord(*row) for row in rows}
+        return {row[0]: DocumentRecord.from_row(row) for row in rows}
 
     def document_text(self, doc_id: str) -> tuple[str, str] | None:
         """A document's original text and its cleaned text."""

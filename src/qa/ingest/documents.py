@@ -1,15 +1,23 @@
 """Read a corpus folder into :class:`Document` objects.
 
-Every ``.txt`` and ``.md`` file under the folder is one document whose ``doc_id`` is
-the file's stem. ``text`` is the file exactly as decoded (no newline translation:
-``\r\n`` and a lone ``\r`` stay in the text), so ``[start, end)`` offsets index the
-stored text's own characters. Title and author are inferred from the text (headline
-line, byline) and a sidecar ``<stem>.meta.json`` with ``title``, ``author``, ``url``,
-``published`` and ``outlet`` overrides them.
+Every ``.txt``, ``.md``, ``.html``/``.htm``, ``.pdf`` and ``.docx`` file under the folder is
+one document whose ``doc_id`` is the file's stem. For ``.txt`` and ``.md``, ``text`` is the
+file exactly as decoded (no newline translation: ``\r\n`` and a lone ``\r`` stay in the
+text); for the other formats it is the text their extractor (:mod:`qa.ingest.extract`)
+made, which the build stores as the document's text. Either way ``[start, end)`` offsets
+index the stored text's own characters, and ``sha256`` is the hash of the file's bytes.
+A PDF also gets its page map (:attr:`Document.pages`).
+
+Title, author, date, URL and outlet come from the file's own metadata (web pages, PDFs,
+Word files), then from the text (headline line, byline); a sidecar ``<stem>.meta.json``
+with ``title``, ``author``, ``url``, ``published`` and ``outlet`` overrides them all.
 
 One bad file never stops a build: empty and blank files, binary files (NUL bytes, or
-mostly control characters), broken symbolic links, FIFOs, sockets and devices, and
-files that cannot be read are skipped with a warning naming the file; a malformed
+mostly control characters), broken symbolic links, FIFOs, sockets and devices, files
+that cannot be read, and files whose text cannot be extracted (an encrypted or scanned
+PDF, a damaged file, a zip bomb, a page too large, a file whose name lies about its
+format) are skipped with a warning naming the file, and listed by :func:`read_corpus`
+with the reason; a malformed
 sidecar is ignored with a warning naming it. Text that is not UTF-8 is decoded by
 :func:`decode` (UTF-16 and UTF-32 with a byte-order mark, UTF-8 with stray
 Windows-1252 bytes, Windows-1252, Latin-1).
@@ -30,12 +38,13 @@ from pathlib import Path
 from qa.errors import CorpusError
 from qa.files import sha256_file
 from qa.ingest.cleaning import Block, analyse, byline_author, title_text
+from qa.ingest.extract import FORMATS, ExtractionError, Format, PageSpan, check_kind, extractor_for, kind_of_text
 from qa.ingest.sentences import split_sentences
 from qa.text import count_words
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = (".txt", ".md")
+SUFFIXES = tuple(FORMATS)
 META_SUFFIX = ".meta.json"
 META_FIELDS = ("title", "author", "url", "published", "outlet")
 #: A title derived from a first sentence keeps at most this many words.
@@ -101,38 +110,70 @@ class Document:
     sha256: str = ""
     encoding: str = "utf-8"
     blocks: tuple[Block, ...] = field(default=(), repr=False, compare=False)
+    #: How the file was read: ``text`` (.txt, .md), ``html``, ``pdf`` or ``docx``.
+    format: Format = "text"
+    #: A PDF's pages: number, printed label and ``[start, end)`` in ``text`` (empty for other formats).
+    pages: tuple[PageSpan, ...] = ()
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file of the corpus that was not read, and why."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """What a corpus folder gave: its documents, and the files skipped with their reasons."""
+
+    documents: list[Document]
+    skipped: list[Skipped]
 
 
 def load_corpus(corpus_dir: Path) -> list[Document]:
-    """Every readable article under ``corpus_dir``, sorted by source path.
+    """Every readable article under ``corpus_dir``, sorted by source path (see :func:`read_corpus`)."""
+    return read_corpus(corpus_dir).documents
 
-    A file that cannot be read is skipped with a warning naming it; a folder with no
-    articles at all is an error.
+
+def read_corpus(corpus_dir: Path) -> Corpus:
+    """Every readable article under ``corpus_dir``, sorted by source path, and the files skipped.
+
+    A file that cannot be read is skipped with a warning naming it and the reason; a folder
+    with no articles at all is an error.
     """
     if not corpus_dir.is_dir():
         raise CorpusError(f"corpus folder {corpus_dir} does not exist or is not a folder")
     documents: list[Document] = []
+    skipped: list[Skipped] = []
     seen: dict[str, str] = {}
+
+    def skip(source: str, reason: str) -> None:
+        log.warning("skipping %s: %s", source, reason)
+        skipped.append(Skipped(source, reason))
+
     for path, problem in _candidates(corpus_dir):
         source = path.relative_to(corpus_dir).as_posix()
         if problem:
-            log.warning("skipping %s: %s", source, problem)
+            skip(source, problem)
             continue
         if path.stem in seen:
-            log.warning("skipping %s: its id %r is already used by %s", source, path.stem, seen[path.stem])
+            skip(source, f"its id {path.stem!r} is already used by {seen[path.stem]}")
             continue
         try:
             doc = read_document(path, corpus_dir)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            log.warning("skipping %s: %s", source, exc)
+            skip(source, str(exc))
             continue
         if doc is None:
+            skipped.append(Skipped(source, "the file is empty"))
             continue
         seen[doc.doc_id] = source
         documents.append(doc)
     if not documents:
-        raise CorpusError(f"no readable .txt or .md articles in {corpus_dir}")
-    return documents
+        raise CorpusError(f"no readable articles ({', '.join(SUFFIXES)}) in {corpus_dir}")
+    return Corpus(documents, skipped)
 
 
 def corpus_files(corpus_dir: Path) -> Iterator[Path]:
@@ -182,9 +223,13 @@ def corpus_fingerprint(corpus_dir: Path) -> str:
     """A hash of every article and sidecar file's path and bytes: changes when any of them does.
 
     A file that cannot be read counts by its path and the error, so the fingerprint
-    changes when it becomes readable.
+    changes when it becomes readable. Each extractor's name and version count too (see
+    :func:`extractors_used`), so upgrading one rebuilds.
     """
     digest = hashlib.sha256()
+    used = extractors_used(corpus_dir)
+    if used:  # a corpus of .txt and .md alone keeps the fingerprint it always had
+        digest.update(json.dumps(used, sort_keys=True).encode() + b"\0")
     for path in corpus_files(corpus_dir):
         for part in (path, path.with_name(path.stem + META_SUFFIX)):
             if part.is_file():
@@ -196,17 +241,49 @@ def corpus_fingerprint(corpus_dir: Path) -> str:
     return digest.hexdigest()
 
 
+def extractors_used(corpus_dir: Path) -> dict[str, dict[str, str]]:
+    """Name and version of the extractor of each format the corpus holds (plain text needs none)."""
+    formats = sorted({FORMATS[path.suffix.lower()] for path in corpus_files(corpus_dir)})
+    return {fmt: extractor.describe() for fmt in formats if (extractor := extractor_for(fmt)) is not None}
+
+
 def read_document(path: Path, corpus_dir: Path) -> Document | None:
-    """Read one article, or ``None`` (with a warning) when it holds no text."""
+    """Read one article, or ``None`` (with a warning) when it holds no text.
+
+    Raises ``ValueError`` (an :class:`~qa.ingest.extract.ExtractionError` for the extracted
+    formats) naming the reason when the file cannot be read as its name says.
+    """
     source = path.relative_to(corpus_dir).as_posix()
     data = path.read_bytes()
-    text, encoding = decode(data)
+    fmt = FORMATS[path.suffix.lower()]
+    extractor = extractor_for(fmt)
+    if extractor is None:
+        really = kind_of_text(data)
+        if really:
+            raise ExtractionError(f"the file is named as text but is {really}")
+        text, encoding = decode(data)
+        found: dict[str, str | None] = {}
+        pages: tuple[PageSpan, ...] = ()
+    else:
+        if not data:
+            log.warning("skipping %s: the file is empty", source)
+            return None
+        check_kind(fmt, data)
+        extraction = extractor.extract(data)
+        text, encoding, pages = extraction.text, fmt, extraction.pages
+        found = {
+            "title": extraction.title,
+            "author": extraction.author,
+            "url": extraction.url,
+            "published": extraction.published,
+            "outlet": extraction.outlet,
+        }
     blocks = tuple(analyse(text))
     if not blocks:  # nothing but whitespace, a byte-order mark or zero-width spaces
         log.warning("skipping %s: the file is empty", source)
         return None
-    title = _headline(text, blocks) or _first_sentence_title(text, blocks) or path.stem
-    author = next(
+    title = found.get("title") or _headline(text, blocks) or _first_sentence_title(text, blocks) or path.stem
+    author = found.get("author") or next(
         (byline_author(b.text(text)) for b in blocks if b.kind == "byline"),
         None,
     )
@@ -218,12 +295,14 @@ def read_document(path: Path, corpus_dir: Path) -> Document | None:
         text=text,
         title=meta.get("title") or title,
         author=meta.get("author") or author,
-        url=meta.get("url"),
-        published=meta.get("published"),
-        outlet=meta.get("outlet"),
+        url=meta.get("url") or found.get("url"),
+        published=meta.get("published") or found.get("published"),
+        outlet=meta.get("outlet") or found.get("outlet"),
         sha256=hashlib.sha256(data).hexdigest(),
         encoding=encoding,
         blocks=blocks,
+        format=fmt,
+        pages=pages,
     )
 
 

@@ -7,14 +7,16 @@ question's terms (:func:`qa.search.terms.term_shares`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from qa.citations.cite import pages_of
 from qa.embedding.base import Vectors
 from qa.index.database import PassageRecord
 from qa.index.protocol import SentenceVectors
+from qa.ingest.extract import PageSpan
 from qa.search.models import Highlight
 from qa.search.terms import term_shares
 from qa.text import content_words
@@ -131,8 +133,9 @@ def _same_statement(
     return best
 
 
-def highlights(passage: PassageRecord, sentences: Sentences) -> list[Highlight]:
-    """The passage's sentences within HIGHLIGHT_MARGIN of its best one, with passage and source offsets.
+def highlights(passage: PassageRecord, sentences: Sentences, pages: Sequence[PageSpan] = ()) -> list[Highlight]:
+    """The passage's sentences within HIGHLIGHT_MARGIN of its best one, with passage and source offsets,
+    and for a PDF (``pages``, its document's page map) the page each sentence starts on.
 
     A sentence scores its cosine plus HIGHLIGHT_TERM_WEIGHT times its share of the question's
     terms; a highlight's ``score`` is its cosine.
@@ -143,7 +146,12 @@ def highlights(passage: PassageRecord, sentences: Sentences) -> list[Highlight]:
     top = float(chosen.max())
     return [
         Highlight(
-            start=s, end=e, source_start=passage.start + s, source_end=passage.start + e, score=round(float(c), 6)
+            start=s,
+            end=e,
+            source_start=passage.start + s,
+            source_end=passage.start + e,
+            score=round(float(c), 6),
+            page=next(iter(pages_of(pages, passage.start + s, passage.start + e)), None),
         )
         for (s, e), c, v in zip(sentences.spans, sentences.cosines, chosen, strict=True)
         if float(v) >= top - HIGHLIGHT_MARGIN

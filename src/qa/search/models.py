@@ -22,6 +22,7 @@ class Highlight(BaseModel):
     source_start: int = Field(description="Offset of the sentence in the source text.")
     source_end: int
     score: float = Field(description="Cosine similarity between the question and the sentence.")
+    page: str | None = Field(None, description="For a PDF: the label of the page the sentence starts on.")
 
 
 class Corroboration(BaseModel):

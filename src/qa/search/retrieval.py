@@ -25,6 +25,7 @@ from qa.embedding.base import Embedder, Vectors
 from qa.index.database import PassageRecord
 from qa.index.filters import Filters
 from qa.index.protocol import PassageStore
+from qa.ingest.extract import PageSpan
 from qa.search import evidence
 from qa.search.evidence import (
     GROUNDED_THRESHOLD,
@@ -129,6 +130,7 @@ class Searcher:
         self, rank: int, hit: Hit, records: dict[str, PassageRecord], sentences: dict[str, Sentences]
     ) -> Result:
         passage = records[hit.passage_id]
+        citation = self._cite(passage)
         return Result(
             rank=rank,
             score=round(hit.score, 6),
@@ -137,8 +139,8 @@ class Searcher:
             passage_id=passage.passage_id,
             text=passage.text,
             section=passage.section,
-            citation=self._cite(passage),
-            highlights=highlights(passage, sentences[hit.passage_id]),
+            citation=citation,
+            highlights=highlights(passage, sentences[hit.passage_id], self._pages(passage)),
             also_reported_in=[
                 Corroboration(
                     passage_id=records[other].passage_id,
@@ -230,6 +232,10 @@ class Searcher:
         lexical = (hit.lexical or 0.0) / top if top > 0 else 0.0
         w = self.fusion.dense_weight
         return w * (hit.dense or 0.0) + (1 - w) * lexical
+
+    def _pages(self, passage: PassageRecord) -> tuple[PageSpan, ...]:
+        document = self.index.document(passage.doc_id)
+        return document.pages if document is not None else ()
 
     def _cite(self, passage: PassageRecord) -> Citation:
         document = self.index.document(passage.doc_id)

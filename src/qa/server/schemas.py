@@ -86,6 +86,7 @@ class Health(BaseModel):
     model: str | None = None
     passages: int | None = None
     documents: int | None = None
+    skipped: int | None = Field(default=None, description="Files of the corpus the build could not read.")
     reason: str | None = Field(default=None, description="Why the service is not ready, and what fixes it.")
 
 
@@ -97,6 +98,7 @@ class Ready(BaseModel):
     model: str
     passages: int
     documents: int
+    skipped: int = Field(0, description="Files of the corpus the build could not read (see the manifest).")
 
 
 class Reloaded(BaseModel):

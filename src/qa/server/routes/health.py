@@ -20,6 +20,7 @@ def figures(index: PassageStore) -> dict[str, Any]:
         "model": index.manifest.model.name,
         "passages": index.passage_count,
         "documents": len(index.documents()),
+        "skipped": len((index.manifest.corpus or {}).get("skipped") or []),
     }
 
 
