@@ -27,6 +27,7 @@ from qa.config import Settings
 from qa.index.store import Index
 from qa.server.app import create_app
 from tests.helpers import FakeEmbedder
+from tests.ingest import makers
 
 QUESTION = "Why did India reject an Asian NATO?"
 
@@ -102,6 +103,20 @@ def test_build_creates_a_live_build(corpus_dir: Path, tmp_path: Path, fake_model
     assert f"{passage_count(index_dir)} passages" in result.output
     assert fake_model
     assert all(e.closed for e in fake_model)
+
+
+def test_build_lists_the_skipped_files_and_their_reasons(
+    corpus_dir: Path, tmp_path: Path, fake_model: list[ClosableFakeEmbedder]
+) -> None:
+    makers.write(corpus_dir, "locked.pdf", makers.encrypted_pdf())
+    makers.write(corpus_dir, "report.pdf", makers.report_pdf())
+    makers.write(corpus_dir, "broken.docx", b"PK\x03\x04 not really a zip")
+    result = qa("build", "--corpus", str(corpus_dir), "--index", str(tmp_path / "index"))
+    assert result.exit_code == 0, result.output
+    assert "6 documents" in result.output
+    tail = result.output[result.output.index("2 files skipped:") :]
+    assert "  broken.docx: the Word file is damaged or truncated" in tail
+    assert "  locked.pdf: the PDF is encrypted" in tail
 
 
 def test_build_if_stale_skips_an_unchanged_corpus_and_rebuilds_a_changed_one(corpus_dir: Path, tmp_path: Path) -> None:

@@ -131,6 +131,10 @@ function metaLine(citation) {
   if (citation.outlet) parts.push(citation.outlet);
   if (citation.published) parts.push(citation.published);
   parts.push(`${citation.source}, characters ${citation.start}–${citation.end}`);
+  // A PDF's passage: the printed page labels it spans ("p. 12", "pp. 12–13").
+  const pages = citation.pages || [];
+  if (pages.length === 1) parts.push(`p. ${pages[0]}`);
+  if (pages.length > 1) parts.push(`pp. ${pages[0]}–${pages[pages.length - 1]}`);
   return parts.join(" · ");
 }
 
