@@ -81,7 +81,7 @@ def report_pdf(*, labels: bool = True) -> bytes:
     pdf = Report(format="A4")
     pdf.set_auto_page_break(True, margin=25)
     pdf.set_title("Annual Report 2024")
-    pdf.set_author("Northern Harbour Authority")
+    pdf.set_author("Karin Holm")
     pdf.set_creation_date(datetime(2025, 2, 3, tzinfo=UTC))
     style = {"label_style": "r"} if labels else {}
     pdf.add_page(**style)

@@ -84,7 +84,7 @@ def test_pdf_metadata(report: bytes) -> None:
     extraction = pdf_extractor.extract(report)
     assert (extraction.title, extraction.author, extraction.published) == (
         "Annual Report 2024",
-        "Northern Harbour Authority",
+        "Karin Holm",
         "2025-02-03",
     )
 
