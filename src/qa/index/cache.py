@@ -1,8 +1,9 @@
 """Vectors already computed, kept with the index so a rebuild embeds only new text.
 
 One SQLite file, ``index/embedding-cache.sqlite``, maps (model key, sha256 of the text
-the model saw) to a vector, and (chunker key, document) to the document's passage
-boundaries, so an unchanged article is neither re-chunked nor re-embedded. Each row
+the model saw) to a vector, (chunker key, document) to the document's passage
+boundaries, and (extractor version, sha256 of a web page, PDF or Word file) to its
+extracted text, so an unchanged article is neither re-extracted, re-chunked nor re-embedded. Each row
 remembers the last build that used it; after a successful build, rows used by no
 build still on disk are dropped, so the cache holds what the live and the previous
 build need, nothing more. Rows are committed one slice
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from qa.embedding.base import Vectors
+from qa.ingest.extract import Extraction
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,13 @@ CREATE TABLE IF NOT EXISTS vectors (
 CREATE TABLE IF NOT EXISTS chunks (
     key        TEXT PRIMARY KEY,
     spans      TEXT NOT NULL,
+    last_build TEXT NOT NULL
+) WITHOUT ROWID;
+-- The text, metadata and page map extracted from a web page, PDF or Word file, by
+-- extractor, extractor version and sha256 of the file (see qa.ingest.extract).
+CREATE TABLE IF NOT EXISTS extractions (
+    key        TEXT PRIMARY KEY,
+    payload    TEXT NOT NULL,
     last_build TEXT NOT NULL
 ) WITHOUT ROWID;
 """
@@ -163,10 +172,27 @@ class EmbeddingCache:
         )
         self._db.commit()
 
+    def get_extraction(self, key: str) -> Extraction | None:
+        """The extraction stored under ``key`` (see :meth:`qa.ingest.extract.Extractor.cache_key`), stamped with
+        this build."""
+        row = self._db.execute("SELECT payload FROM extractions WHERE key = ?", (key,)).fetchone()
+        found = Extraction.from_json(row[0]) if row else None
+        if found is not None:
+            self._db.execute("UPDATE extractions SET last_build = ? WHERE key = ?", (self.build, key))
+            self._db.commit()
+        return found
+
+    def put_extraction(self, key: str, extraction: Extraction) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO extractions (key, payload, last_build) VALUES (?, ?, ?)",
+            (key, extraction.to_json(), self.build),
+        )
+        self._db.commit()
+
     def rename_build(self, build: str) -> None:
         """Re-stamp this build's rows with its final id (known only once it is written)."""
-        self._db.execute("UPDATE vectors SET last_build = ? WHERE last_build = ?", (build, self.build))
-        self._db.execute("UPDATE chunks SET last_build = ? WHERE last_build = ?", (build, self.build))
+        for table in ("vectors", "chunks", "extractions"):
+            self._db.execute(f"UPDATE {table} SET last_build = ? WHERE last_build = ?", (build, self.build))  # noqa: S608
         self._db.commit()
         self.build = build
 
@@ -180,5 +206,6 @@ class EmbeddingCache:
         )
         dropped = cursor.rowcount
         self._db.execute(f"DELETE FROM chunks WHERE last_build NOT IN ({marks})", keep)  # noqa: S608
+        self._db.execute(f"DELETE FROM extractions WHERE last_build NOT IN ({marks})", keep)  # noqa: S608
         self._db.commit()
         return dropped

@@ -80,14 +80,20 @@ def build_index(
     started = time.perf_counter()
     with build_lock(index_dir):
         corpus: dict[str, Any] = {"path": str(corpus_dir), "sha256": corpus_fingerprint(corpus_dir)}
-        read = read_corpus(corpus_dir)
         extractors = extractors_used(corpus_dir)
         if extractors:
             corpus["extractors"] = extractors
-        # Every skipped file with its reason: `qa build` lists them, /healthz counts them.
-        corpus["skipped"] = [{"source": s.source, "reason": s.reason} for s in read.skipped]
-        report = _build(read.documents, index_dir, embedder, config, corpus, progress, started, vector_index)
-        return dataclasses.replace(report, skipped=tuple(read.skipped))
+        skipped: list[Skipped] = []
+
+        def read(cache: EmbeddingCache) -> Sequence[Document]:
+            found = read_corpus(corpus_dir, cache)
+            skipped.extend(found.skipped)
+            # Every skipped file with its reason: `qa build` lists them, /healthz counts them.
+            corpus["skipped"] = [{"source": s.source, "reason": s.reason} for s in found.skipped]
+            return found.documents
+
+        report = _build(read, index_dir, embedder, config, corpus, progress, started, vector_index)
+        return dataclasses.replace(report, skipped=tuple(skipped))
 
 
 def build_documents(
@@ -106,7 +112,7 @@ def build_documents(
 
 
 def _build(
-    documents: Sequence[Document],
+    documents: Sequence[Document] | Callable[[EmbeddingCache], Sequence[Document]],
     index_dir: Path,
     embedder: Embedder,
     config: ChunkerConfig,
@@ -119,6 +125,8 @@ def _build(
     identity = model_identity(embedder)
     cache = EmbeddingCache(index_dir, model_key(identity), embedder.dimension, f"pending-{uuid.uuid4().hex}")
     try:
+        if callable(documents):  # a corpus folder, read with the cache open (extractions are kept there)
+            documents = documents(cache)
         chunker = Chunker(config, window=embedder)
         passages, texts = chunk_with_cache(chunker, documents, cache, chunker_key(config, identity))
         log.info("%d documents, %d passages", len(documents), len(passages))

@@ -38,7 +38,16 @@ from pathlib import Path
 from qa.errors import CorpusError
 from qa.files import sha256_file
 from qa.ingest.cleaning import Block, analyse, byline_author, title_text
-from qa.ingest.extract import FORMATS, ExtractionError, Format, PageSpan, check_kind, extractor_for, kind_of_text
+from qa.ingest.extract import (
+    FORMATS,
+    ExtractionCache,
+    ExtractionError,
+    Format,
+    PageSpan,
+    check_kind,
+    extractor_for,
+    kind_of_text,
+)
 from qa.ingest.sentences import split_sentences
 from qa.text import count_words
 
@@ -137,11 +146,12 @@ def load_corpus(corpus_dir: Path) -> list[Document]:
     return read_corpus(corpus_dir).documents
 
 
-def read_corpus(corpus_dir: Path) -> Corpus:
+def read_corpus(corpus_dir: Path, cache: ExtractionCache | None = None) -> Corpus:
     """Every readable article under ``corpus_dir``, sorted by source path, and the files skipped.
 
     A file that cannot be read is skipped with a warning naming it and the reason; a folder
-    with no articles at all is an error.
+    with no articles at all is an error. With ``cache``, a web page, PDF or Word file whose
+    bytes and extractor are unchanged since a kept build is not extracted again.
     """
     if not corpus_dir.is_dir():
         raise CorpusError(f"corpus folder {corpus_dir} does not exist or is not a folder")
@@ -162,7 +172,7 @@ def read_corpus(corpus_dir: Path) -> Corpus:
             skip(source, f"its id {path.stem!r} is already used by {seen[path.stem]}")
             continue
         try:
-            doc = read_document(path, corpus_dir)
+            doc = read_document(path, corpus_dir, cache)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             skip(source, str(exc))
             continue
@@ -247,7 +257,7 @@ def extractors_used(corpus_dir: Path) -> dict[str, dict[str, str]]:
     return {fmt: extractor.describe() for fmt in formats if (extractor := extractor_for(fmt)) is not None}
 
 
-def read_document(path: Path, corpus_dir: Path) -> Document | None:
+def read_document(path: Path, corpus_dir: Path, cache: ExtractionCache | None = None) -> Document | None:
     """Read one article, or ``None`` (with a warning) when it holds no text.
 
     Raises ``ValueError`` (an :class:`~qa.ingest.extract.ExtractionError` for the extracted
@@ -269,7 +279,11 @@ def read_document(path: Path, corpus_dir: Path) -> Document | None:
             log.warning("skipping %s: the file is empty", source)
             return None
         check_kind(fmt, data)
-        extraction = extractor.extract(data)
+        key = extractor.cache_key(hashlib.sha256(data).hexdigest())
+        cached = cache.get_extraction(key) if cache is not None else None
+        extraction = cached or extractor.read(data)
+        if cache is not None and cached is None:
+            cache.put_extraction(key, extraction)
         text, encoding, pages = extraction.text, fmt, extraction.pages
         found = {
             "title": extraction.title,

@@ -16,10 +16,11 @@ act on (encrypted, no text layer, corrupt, too large, not the format its name sa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 Format = Literal["text", "html", "pdf", "docx"]
 #: The format each file suffix is read as.
@@ -62,6 +63,42 @@ class Extraction:
     outlet: str | None = None
     pages: tuple[PageSpan, ...] = field(default=())
 
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "text": self.text,
+                "title": self.title,
+                "author": self.author,
+                "published": self.published,
+                "url": self.url,
+                "outlet": self.outlet,
+                "pages": [[p.page, p.label, p.start, p.end] for p in self.pages],
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, raw: str) -> Extraction | None:
+        """The extraction :meth:`to_json` wrote, or ``None`` when ``raw`` is not one."""
+        try:
+            data: dict[str, Any] = json.loads(raw)
+            pages = tuple(PageSpan(int(n), str(label), int(s), int(e)) for n, label, s, e in data["pages"])
+            text = data["text"]
+            if not isinstance(text, str):
+                return None
+            meta = {k: data.get(k) for k in ("title", "author", "published", "url", "outlet")}
+            return cls(text=text, pages=pages, **{k: v if isinstance(v, str) else None for k, v in meta.items()})
+        except (ValueError, TypeError, KeyError):
+            return None
+
+
+class ExtractionCache(Protocol):
+    """Extractions kept between builds, by file hash and extractor version: an unchanged file is read once."""
+
+    def get_extraction(self, key: str) -> Extraction | None: ...
+
+    def put_extraction(self, key: str, extraction: Extraction) -> None: ...
+
 
 def library_version(package: str) -> str:
     try:
@@ -90,6 +127,22 @@ class Extractor:
 
     def describe(self) -> dict[str, str]:
         return {"name": self.name, "version": self.version}
+
+    def cache_key(self, sha256: str) -> str:
+        """What an extraction of a file is kept under: the file's bytes and this extractor's version."""
+        return f"{self.name}:{self.version}:{sha256}"
+
+    def read(self, data: bytes) -> Extraction:
+        """``extract(data)``, with any failure of the library on a malformed file as an :class:`ExtractionError`
+        (a file that breaks a parser is skipped like any other bad file, never stops a build)."""
+        try:
+            return self.extract(data)
+        except ExtractionError:
+            raise
+        except (MemoryError, RecursionError) as exc:
+            raise ExtractionError(f"the file is too large or too nested to read ({type(exc).__name__})") from None
+        except Exception as exc:
+            raise ExtractionError(f"{self.library} could not read the file ({type(exc).__name__}: {exc})") from None
 
 
 def extractor_for(fmt: Format) -> Extractor | None:
