@@ -4,6 +4,8 @@ The tree::
 
     QAError
     ├── CorpusError                 the corpus folder cannot be read as a whole
+    ├── ExtractionError             one web page, PDF or Word file cannot be read (also a
+    │                               ValueError); the build skips that file and says why
     ├── ModelError                  the embedding model cannot be found or loaded
     ├── IndexStoreError             something is wrong with the index folder
     │   ├── IndexNotFoundError      no build yet (no CURRENT, or it names a missing folder)
@@ -29,6 +31,10 @@ class QAError(Exception):
 
 class CorpusError(QAError):
     """The corpus folder is missing or holds nothing that can be indexed."""
+
+
+class ExtractionError(QAError, ValueError):
+    """One file of a known format whose text cannot be extracted; the message says why. The build skips it."""
 
 
 class ModelError(QAError):

@@ -22,6 +22,7 @@ from qa.index.pipeline import build_index
 from qa.ingest.chunking import ChunkerConfig
 from qa.server.app import create_app
 from tests.helpers import FakeEmbedder, serve_in_thread
+from tests.ingest import makers
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -204,3 +205,21 @@ def test_page_security_headers(base_url: str) -> None:
         assert "http://" not in text
         assert "https://" not in text
         assert "//cdn" not in text
+
+
+def test_a_pdf_passage_shows_its_pages_beside_the_source(
+    browser: Any, settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    makers.write(settings.corpus_dir, "harbour-report.pdf", makers.report_pdf())
+    build_index(settings.corpus_dir, settings.index_dir, fake_embedder, ChunkerConfig.from_settings(settings))
+    question = "wreck lifted from the channel now in the maritime museum restored hull"
+    with serve_in_thread(create_app(settings, embedder=fake_embedder)) as base_url:
+        answer = httpx.get(f"{base_url}/ask", params={"q": question, "k": 5}).json()
+        crossing = next(r for r in answer["results"] if r["citation"]["pages"] == ["1", "2"])
+        page = _page(browser, base_url, viewport={"width": 1000, "height": 700})
+        page.goto("/")
+        page.fill("#question", question)
+        page.press("#question", "Enter")
+        result = page.locator(f'#results .result[data-passage-id="{crossing["passage_id"]}"]')
+        expect(result.locator(".meta")).to_contain_text("harbour-report.pdf, characters")
+        expect(result.locator(".meta")).to_contain_text("pp. 1\u20132")

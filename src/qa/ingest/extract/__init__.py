@@ -22,6 +22,22 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal, Protocol
 
+from qa.errors import ExtractionError
+
+__all__ = [
+    "FORMATS",
+    "Extraction",
+    "ExtractionCache",
+    "ExtractionError",
+    "Extractor",
+    "Format",
+    "PageSpan",
+    "check_kind",
+    "extractor_for",
+    "kind_of_text",
+    "sniff",
+]
+
 Format = Literal["text", "html", "pdf", "docx"]
 #: The format each file suffix is read as.
 FORMATS: dict[str, Format] = {
@@ -32,10 +48,6 @@ FORMATS: dict[str, Format] = {
     ".pdf": "pdf",
     ".docx": "docx",
 }
-
-
-class ExtractionError(ValueError):
-    """A file of a known format whose text cannot be extracted; the message says why."""
 
 
 @dataclass(frozen=True)
