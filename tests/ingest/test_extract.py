@@ -89,6 +89,11 @@ def test_pdf_metadata(report: bytes) -> None:
     )
 
 
+@pytest.mark.parametrize("title", ["Microsoft Word - draft3.docx", "Untitled", "report_final.pdf", "Document1"])
+def test_converter_titles_are_not_titles(title: str) -> None:
+    assert pdf_extractor._JUNK_TITLE_RE.search(title)
+
+
 def test_line_end_hyphens_are_rejoined_and_real_hyphens_kept() -> None:
     # A compound split at its own hyphen ("long-" / "delayed") cannot be told from a hyphenated word
     # without a dictionary: it is rejoined too. A hyphen before a capital is kept.

@@ -44,6 +44,11 @@ ROOM_SLACK = 1.2
 #: Lines whose left edges are closer than this share of the page width are in the same column.
 COLUMN_SHARE = 0.25
 _PAGE_NUMBER_RE = re.compile(r"^(?:page\s+)?(?:\d+|[ivxlcdm]+)(?:\s*(?:/|of)\s*\d+)?$", re.IGNORECASE)
+#: Titles that converters and printer drivers leave: "Microsoft Word - draft3.docx", "untitled", a file name.
+_JUNK_TITLE_RE = re.compile(
+    r"^(?:microsoft (?:word|powerpoint|excel) - |untitled\b|document\d*$)|\.(?:docx?|pdf|pptx?|xlsx?|odt|rtf|txt)$",
+    re.IGNORECASE,
+)
 _SENTENCE_END = ".!?:;\u2026\"'\u201d\u2019)]"
 _HYPHENS = "-\u00ad\u2010\x02"
 
@@ -278,6 +283,8 @@ def _metadata(pdf: object) -> tuple[str | None, str | None, str | None]:
     get = getattr(pdf, "get_metadata_dict", None)
     meta = get() if callable(get) else {}
     title = " ".join(str(meta.get("Title") or "").split()) or None
+    if title and _JUNK_TITLE_RE.search(title):  # what a printer driver or converter wrote, not a title
+        title = None
     author = " ".join(str(meta.get("Author") or "").split()) or None
     if author and author.casefold() in {"anonymous", "unknown", "user", "admin", "author"}:
         author = None
