@@ -102,6 +102,9 @@ def test_line_end_hyphens_are_rejoined_and_real_hyphens_kept() -> None:
         ["1", "2"],
     )
     assert text == "the harbour's long-delayed expansion began. Well- Known names\n"
+    # PDFium's own marks of a line-end hyphen (U+0002, U+FFFE), at a line's end or inside a line it joined.
+    marked, _ = pdf_extractor._assemble([[(0, "struc\x02"), (0, "tures man\ufffeagement")]], ["1"])
+    assert marked == "structures management\n"
     assert [p.label for p in pages] == ["1", "2"]
     assert text[pages[1].start :].startswith("sion began")
 

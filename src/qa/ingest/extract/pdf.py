@@ -50,7 +50,8 @@ _JUNK_TITLE_RE = re.compile(
     re.IGNORECASE,
 )
 _SENTENCE_END = ".!?:;\u2026\"'\u201d\u2019)]"
-_HYPHENS = "-\u00ad\u2010\x02"
+_HYPHENS = "-\u00ad\u2010"
+_SOFT_HYPHENS = "\x02\ufffe"
 
 
 @dataclass
@@ -130,9 +131,7 @@ def _lines(textpage: object, height: float) -> list[_Line]:
             continue
         boxes = []
         if exact:
-            for offset, char in enumerate(chunk):
-                if not char.isspace():
-                    boxes.append(get_box(match.start() + offset))
+            boxes = [get_box(match.start() + o) for o, char in enumerate(chunk) if not char.isspace()]
         boxes = [b for b in boxes if b[2] > b[0] or b[3] > b[1]]
         if not boxes:  # no usable boxes: a line in the body, never taken for a header or footer
             lines.append(_Line(chunk, 0.0, 0.0, height / 2, height / 2))
@@ -199,10 +198,14 @@ def _paragraphs(pages: list[list[_Line]], widths: list[float], labels: list[str]
     for number, lines in enumerate(pages):
         width = widths[number]
         runs = _runs(lines)
+        rights: dict[tuple[int, float], float] = {}  # (run, left edge) -> its column's right edge
         for i, line in enumerate(lines):
-            column_right = max(
-                (x.right for x in runs[i] if abs(x.left - line.left) < COLUMN_SHARE * width), default=line.right
-            )
+            key = (id(runs[i]), line.left)
+            if key not in rights:
+                rights[key] = max(
+                    (x.right for x in runs[i] if abs(x.left - line.left) < COLUMN_SHARE * width), default=line.right
+                )
+            column_right = rights[key]
             new = previous is None
             if previous is not None:
                 ended = _room_for(previous, previous_right, line) or _ends_sentence(previous.text)
@@ -252,19 +255,21 @@ def _assemble(paragraphs: list[list[tuple[int, str]]], labels: list[str]) -> tup
         if parts:
             parts.append("\n\n")
             length += 2
-        for i, (number, line) in enumerate(paragraph):
-            if i:
+        soft = False  # the previous line ended with PDFium's mark of a line-end hyphen
+        for i, (number, raw) in enumerate(paragraph):
+            # PDFium marks a hyphen it found at a line's end as U+0002 or U+FFFE (and sometimes joins the two
+            # lines itself): the word is rejoined without it.
+            line = raw.rstrip(_SOFT_HYPHENS).replace("\ufffe", "").replace("\x02", "")
+            if i and not soft:
                 before = parts[-1]
-                if (
-                    before[-1:] in _HYPHENS and len(before) > 1 and before[-2].isalpha() and line[:1].islower()
-                ) or before[-1:] == "\x02":
+                if before[-1:] in _HYPHENS and len(before) > 1 and before[-2].isalpha() and line[:1].islower():
                     parts[-1] = before[:-1]
                     length -= 1
                 else:
                     parts.append(" ")
                     length += 1
+            soft = raw.endswith(tuple(_SOFT_HYPHENS))
             first_char.setdefault(number, length)
-            line = line.replace("\x02", "-")
             parts.append(line)
             length += len(line)
     text = "".join(parts) + "\n"
