@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ from qa.cli import commands as cli
 from qa.config import Settings
 from qa.index.store import Index
 from qa.server.app import create_app
-from tests.helpers import FakeEmbedder
+from tests.helpers import FakeEmbedder, qa_serve
 
 QUESTION = "Why did India reject an Asian NATO?"
 
@@ -390,55 +388,11 @@ def test_build_index_script_is_qa_build_with_the_project_defaults() -> None:
 # -- the real thing -----------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def server(real_index_dir: Path, tmp_path: Path) -> Iterator[str]:
     """``qa serve`` in its own process over the seeds built with the real model; its base URL."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    env["HF_HUB_OFFLINE"] = "1"
-    env["TRANSFORMERS_OFFLINE"] = "1"
-    command = [
-        str(Path(sys.executable).parent / "qa"),
-        "serve",
-        "--index",
-        str(real_index_dir),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"qa serve exited with {process.returncode}:\n{log_path.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"qa serve was not ready in 90 s:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.25)
+    with qa_serve(real_index_dir, tmp_path / "serve.log") as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
 
 
 @pytest.mark.model

@@ -1,0 +1,66 @@
+"""The MCP server at ``/mcp`` of the HTTP app, over Streamable HTTP.
+
+Mounted as one route of the FastAPI app (:func:`qa.server.app.create_app`), so the app's
+middleware wraps it like any route: the body-size limit (413), the one error shape for
+unknown routes (``/mcp/anything`` is a 404), CORS and metrics. The tools answer from the
+app's own :class:`~qa.server.deps.AppState`: the same build, the same live reload.
+
+Stateless with JSON responses: every POST carries one JSON-RPC request and gets its
+answer as ``application/json``, so no session lives in the process between requests
+(any replica can answer any request) and nothing streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from qa.mcp.tools import QaMcpServer, create_mcp_server
+from qa.server.deps import AppState
+from qa.server.middleware import error_response
+
+#: Where the MCP endpoint answers.
+PATH = "/mcp"
+
+
+class McpMount:
+    """The ``/mcp`` route and the session manager behind it, started by the app's lifespan."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.server: QaMcpServer = create_mcp_server(state)
+        self._manager: StreamableHTTPSessionManager | None = None
+
+    def route(self) -> Route:
+        """The route to add to the app (every method: the transport answers 405 itself where it must)."""
+        return Route(PATH, endpoint=self, include_in_schema=False)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Serve ``/mcp`` while the app runs (a session manager runs once, so each start makes one)."""
+        settings = self.state.settings
+        self.server.streamable_http_app(
+            streamable_http_path=PATH,
+            json_response=True,
+            stateless_http=True,
+            max_request_body_size=settings.max_body_bytes,
+            host=settings.host,
+        )
+        manager = self.server.session_manager
+        async with manager.run():
+            self._manager = manager
+            try:
+                yield
+            finally:
+                self._manager = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        manager = self._manager
+        if manager is None:  # between shut-down and start-up
+            await error_response(503, "unavailable", "the MCP endpoint is not running")(scope, receive, send)
+            return
+        await manager.handle_request(scope, receive, send)
