@@ -34,10 +34,11 @@ class McpMount:
         self.state = state
         self.server: QaMcpServer = create_mcp_server(state)
         self._manager: StreamableHTTPSessionManager | None = None
+        self._route = Route(PATH, endpoint=self, include_in_schema=False)
 
     def route(self) -> Route:
         """The route to add to the app (every method: the transport answers 405 itself where it must)."""
-        return Route(PATH, endpoint=self, include_in_schema=False)
+        return self._route
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -59,6 +60,9 @@ class McpMount:
                 self._manager = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # FastAPI's routes name themselves in the scope and a plain route does not: the metrics
+        # count requests by this route template (the router shares the scope dict with them).
+        scope["route"] = self._route
         manager = self._manager
         if manager is None:  # between shut-down and start-up
             await error_response(503, "unavailable", "the MCP endpoint is not running")(scope, receive, send)
