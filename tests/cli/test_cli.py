@@ -23,6 +23,7 @@ import qa.service as service
 from qa.cli import commands as cli
 from qa.config import Settings
 from qa.index.store import Index
+from qa.mcp import stdio as mcp_stdio
 from qa.server.app import create_app
 from tests.helpers import FakeEmbedder, qa_serve
 
@@ -304,6 +305,22 @@ def test_serve_with_an_empty_index_folder_exits_before_starting(tmp_path: Path) 
     assert "qa build" in result.output
 
 
+def test_mcp_without_an_index_exits_before_starting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mcp_stdio, "run_stdio", lambda settings: pytest.fail("the MCP server was started"))
+    result = qa("mcp", "--index", str(tmp_path / "missing_dir"))
+    assert result.exit_code == 1
+    assert "qa build" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_mcp_serves_the_index_and_reload_interval_it_is_given(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[Settings] = []
+    monkeypatch.setattr(mcp_stdio, "run_stdio", started.append)
+    result = qa("mcp", "--index", str(index_dir), "--reload-interval", "0")
+    assert result.exit_code == 0, result.output
+    assert [(s.index_dir, s.reload_interval) for s in started] == [(index_dir, 0)]
+
+
 def test_serve_defaults_to_localhost_8000(index_dir: Path, served: list[dict[str, Any]]) -> None:
     result = qa("serve", "--index", str(index_dir))
     assert result.exit_code == 0, result.output
@@ -371,7 +388,7 @@ def test_help_shows_an_example(args: list[str], example: str) -> None:
 
 def test_help_lists_every_command() -> None:
     output = qa("--help").output
-    for command in ("build", "ask", "serve", "rollback", "verify"):
+    for command in ("build", "ask", "serve", "mcp", "rollback", "verify"):
         assert f"  {command} " in output
 
 

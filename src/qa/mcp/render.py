@@ -68,6 +68,9 @@ def verify_text(report: VerifyReport) -> str:
             lines.append(f"{n}. NOT found: “{check.quote}”")
             lines.append(f"   closest (similarity {closest.similarity}, passage_id {closest.passage_id}):")
             lines.append(f"   “{closest.sentence}” — {closest.citation.markdown}")
+            changes = [f"{d.op} “{d.quote}” → “{d.source}”" for d in closest.differences]
+            if changes:
+                lines.append(f"   differences (quote → source): {'; '.join(changes)}")
         else:
             lines.append(f"{n}. NOT found: “{check.quote}” (nothing close)")
     return "\n".join(lines) + "\n"
