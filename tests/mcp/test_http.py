@@ -81,6 +81,15 @@ def test_unknown_routes_under_mcp_are_the_apis_404(base: str) -> None:
     assert httpx.post(f"{base}/ask/", json={}, timeout=10).status_code == 307
 
 
+def test_a_wrong_method_on_mcp_is_the_apis_405(base: str) -> None:
+    for method in ("GET", "DELETE", "PUT"):
+        response = httpx.request(method, f"{base}/mcp", headers=MCP_HEADERS, timeout=10)
+        assert_error_shape(response, 405)
+        assert response.headers["allow"] == "POST"
+        same = httpx.request(method, f"{base}/verify", timeout=10)
+        assert response.json()["error"]["message"] == same.json()["error"]["message"]
+
+
 def test_mcp_opens_no_admin_route_and_is_counted_by_the_metrics(base: str) -> None:
     assert_error_shape(httpx.post(f"{base}/admin/reload", timeout=10), 404)
     request = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {}}

@@ -7,7 +7,9 @@ app's own :class:`~qa.server.deps.AppState`: the same build, the same live reloa
 
 Stateless with JSON responses: every POST carries one JSON-RPC request and gets its
 answer as ``application/json``, so no session lives in the process between requests
-(any replica can answer any request) and nothing streams.
+(any replica can answer any request) and nothing streams. Only POST is served (with no
+stream to open or session to end, GET and DELETE have nothing to do): another method is
+the API's 405 with ``Allow: POST``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class McpMount:
         self._route = Route(PATH, endpoint=self, include_in_schema=False)
 
     def route(self) -> Route:
-        """The route to add to the app (every method: the transport answers 405 itself where it must)."""
+        """The route to add to the app (every method reaches :meth:`__call__`, which answers 405 itself)."""
         return self._route
 
     @asynccontextmanager
@@ -64,6 +66,10 @@ class McpMount:
         # count requests by this route template (the router shares the scope dict with them).
         scope["route"] = self._route
         manager = self._manager
+        if scope.get("method") != "POST":
+            message = "Method Not Allowed"  # the words of the API's other 405s (Starlette's)
+            await error_response(405, None, message, headers={"Allow": "POST"})(scope, receive, send)
+            return
         if manager is None:  # between shut-down and start-up
             await error_response(503, "unavailable", "the MCP endpoint is not running")(scope, receive, send)
             return
