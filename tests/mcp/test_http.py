@@ -90,6 +90,20 @@ def test_a_wrong_method_on_mcp_is_the_apis_405(base: str) -> None:
         assert response.json()["error"]["message"] == same.json()["error"]["message"]
 
 
+def test_the_transports_own_refusals_are_in_the_one_error_shape(base: str) -> None:
+    """A loopback server accepts only loopback Host and Origin headers (the SDK's DNS-rebinding guard)."""
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {}}
+    for headers, status, message in (
+        ({"host": "evil.example"}, 421, "Invalid Host header"),
+        ({"origin": "http://evil.example"}, 403, "Invalid Origin header"),
+    ):
+        response = httpx.post(f"{base}/mcp", json=ping, headers={**MCP_HEADERS, **headers}, timeout=10)
+        assert_error_shape(response, status)
+        assert response.json()["error"]["message"] == message
+    allowed = httpx.post(f"{base}/mcp", json=ping, headers={**MCP_HEADERS, "origin": base}, timeout=10)
+    assert allowed.status_code < 400, allowed.text
+
+
 def test_mcp_opens_no_admin_route_and_is_counted_by_the_metrics(base: str) -> None:
     assert_error_shape(httpx.post(f"{base}/admin/reload", timeout=10), 404)
     request = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {}}

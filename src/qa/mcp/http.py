@@ -9,7 +9,9 @@ Stateless with JSON responses: every POST carries one JSON-RPC request and gets 
 answer as ``application/json``, so no session lives in the process between requests
 (any replica can answer any request) and nothing streams. Only POST is served (with no
 stream to open or session to end, GET and DELETE have nothing to do): another method is
-the API's 405 with ``Allow: POST``.
+the API's 405 with ``Allow: POST``. The transport's own plain-text refusals (a ``Host`` or
+``Origin`` its DNS-rebinding guard rejects, a wrong content type) are sent in the API's
+one error shape too; its JSON-RPC errors stay JSON-RPC, as MCP clients read them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from contextlib import asynccontextmanager
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from qa.mcp.tools import QaMcpServer, create_mcp_server
 from qa.server.deps import AppState
@@ -73,4 +75,27 @@ class McpMount:
         if manager is None:  # between shut-down and start-up
             await error_response(503, "unavailable", "the MCP endpoint is not running")(scope, receive, send)
             return
-        await manager.handle_request(scope, receive, send)
+        await manager.handle_request(scope, receive, _in_the_error_shape(scope, receive, send))
+
+
+def _in_the_error_shape(scope: Scope, receive: Receive, send: Send) -> Send:
+    """``send``, with an error response that is not JSON replaced by the one error shape (its text the message)."""
+    held: Message | None = None
+    body: list[bytes] = []
+
+    async def replace(message: Message) -> None:
+        nonlocal held
+        if message["type"] == "http.response.start":
+            content_type = dict(message.get("headers") or []).get(b"content-type", b"")
+            if message["status"] >= 400 and not content_type.startswith(b"application/json"):
+                held = message
+                return
+        elif message["type"] == "http.response.body" and held is not None:
+            body.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                text = b"".join(body).decode("utf-8", "replace").strip() or "the request cannot be handled"
+                await error_response(held["status"], None, text[:200])(scope, receive, send)
+            return
+        await send(message)
+
+    return replace
