@@ -90,6 +90,15 @@ async def test_five_read_only_tools_each_with_an_output_schema_and_a_description
     assert "word for word" in (mcp.instructions or "")
 
 
+async def test_a_client_on_the_initialize_handshake_gets_the_same_over_json_rpc_streams(http: TestClient) -> None:
+    """mode="legacy": the pre-2026 handshake, the session's JSON-RPC messages over in-memory streams."""
+    async with Client(http.app.state.mcp.server, mode="legacy") as mcp:  # type: ignore[attr-defined]
+        result = await mcp.call_tool("ask", {"question": QUESTION, "k": 2})
+        assert structured(result) == http.get("/ask", params={"q": QUESTION, "k": 2}).json()
+        blank = await mcp.call_tool("ask", {"question": ""})
+        assert_tool_error(blank, http.get("/ask", params={"q": " "}))
+
+
 # -- ask -----------------------------------------------------------------------------------
 
 

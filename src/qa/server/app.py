@@ -77,7 +77,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
 def _lifespan(
     state: AppState, embedder: Embedder | None, mcp: McpMount
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Start-up (the model, the build, the watcher, the MCP sessions) and shut-down, reversed."""
+    """Start-up (the model, the build, the watcher, the /mcp endpoint) and shut-down, reversed."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
