@@ -389,8 +389,7 @@ def mcp_command(**options: Any) -> None:
 
     \b
     qa mcp --index index
-    {"command": "/path/to/.venv/bin/qa", "args": ["mcp", "--index", "/path/to/index"],
-     "env": {"HF_HUB_OFFLINE": "1"}}          # an assistant's configuration
+    {"command": "/path/to/.venv/bin/qa", "args": ["mcp", "--index", "/path/to/index"]}  # in an assistant's config
     """
     from qa.mcp.stdio import run_stdio
 
