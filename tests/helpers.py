@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -13,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import uvicorn
 
@@ -101,6 +105,59 @@ def serve_in_thread(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def qa_env() -> dict[str, str]:
+    """The environment a ``qa`` subprocess runs with: offline, no ``QA_*`` setting from outside."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    env["HF_HUB_OFFLINE"] = "1"
+    env["TRANSFORMERS_OFFLINE"] = "1"
+    return env
+
+
+def qa_command() -> str:
+    """The ``qa`` script installed beside the running interpreter."""
+    return str(Path(sys.executable).parent / "qa")
+
+
+@contextmanager
+def qa_serve(index_dir: Path, log_path: Path, ready_in: float = 90) -> Iterator[str]:
+    """``qa serve`` in its own process on 127.0.0.1 (a free port), once /readyz answers 200; its base URL."""
+    port = free_port()
+    command = [qa_command(), "serve", "--index", str(index_dir), "--host", "127.0.0.1", "--port", str(port)]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, env=qa_env(), stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_in
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"qa serve exited with {process.returncode}:\n{log_path.read_text(errors='replace')}"
+                )
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"qa serve was not ready in {ready_in} s:\n{log_path.read_text(errors='replace')}")
+            time.sleep(0.25)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
 
 
 def all_passages(store: PassageStore) -> list[PassageRecord]:

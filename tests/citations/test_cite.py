@@ -8,16 +8,18 @@ from dataclasses import replace
 import pytest
 
 from qa.citations.cite import (
+    MAX_CONTEXT,
     cite,
     cite_span,
     format_citation,
+    passage_in_context,
     passage_not_found,
     resolve_document,
     resolve_passage,
     summarize,
 )
 from qa.config import Settings
-from qa.errors import DocumentNotFoundError, PassageNotFoundError
+from qa.errors import DocumentNotFoundError, InvalidQueryError, PassageNotFoundError
 from qa.index.store import DocumentRecord, Index
 
 DOC = "002_9c06afbfd3aef34d"
@@ -129,3 +131,29 @@ def test_every_document_summary_counts_its_passages(index: Index) -> None:
         summary = summarize(document)
         assert summary.doc_id == document.doc_id
         assert summary.passages == len(index.document_passages(document.doc_id)) > 0
+
+
+def test_a_passage_in_context_has_its_neighbours_in_reading_order_and_fewer_at_the_edges(index: Index) -> None:
+    ids = resolve_document(index, DOC).passage_ids
+    assert len(ids) > 4
+    first = passage_in_context(index, ids[0], 2)
+    assert first.before == []
+    assert [v.passage_id for v in first.after] == ids[1:3]
+    assert first.passage == resolve_passage(index, ids[0])
+    middle = passage_in_context(index, ids[2], MAX_CONTEXT)
+    assert [v.passage_id for v in middle.before] == ids[:2]
+    assert [v.passage_id for v in middle.after] == ids[3 : 3 + MAX_CONTEXT]
+    for view in (*middle.before, *middle.after):
+        assert view == resolve_passage(index, view.passage_id)
+    last = passage_in_context(index, ids[-1], 1)
+    assert ([v.passage_id for v in last.before], last.after) == ([ids[-2]], [])
+    assert passage_in_context(index, ids[1]).before == []
+
+
+def test_a_passage_in_context_refuses_a_context_out_of_range_and_an_unknown_id(index: Index) -> None:
+    passage_id = resolve_document(index, DOC).passage_ids[0]
+    for context in (-1, MAX_CONTEXT + 1):
+        with pytest.raises(InvalidQueryError, match=f"context must be between 0 and {MAX_CONTEXT}"):
+            passage_in_context(index, passage_id, context)
+    with pytest.raises(PassageNotFoundError):
+        passage_in_context(index, f"{DOC}:000000000000", 1)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +23,9 @@ import qa.service as service
 from qa.cli import commands as cli
 from qa.config import Settings
 from qa.index.store import Index
+from qa.mcp import stdio as mcp_stdio
 from qa.server.app import create_app
-from tests.helpers import FakeEmbedder
+from tests.helpers import FakeEmbedder, qa_serve
 from tests.ingest import makers
 
 QUESTION = "Why did India reject an Asian NATO?"
@@ -321,6 +320,22 @@ def test_serve_with_an_empty_index_folder_exits_before_starting(tmp_path: Path) 
     assert "qa build" in result.output
 
 
+def test_mcp_without_an_index_exits_before_starting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mcp_stdio, "run_stdio", lambda settings: pytest.fail("the MCP server was started"))
+    result = qa("mcp", "--index", str(tmp_path / "missing_dir"))
+    assert result.exit_code == 1
+    assert "qa build" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_mcp_serves_the_index_and_reload_interval_it_is_given(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[Settings] = []
+    monkeypatch.setattr(mcp_stdio, "run_stdio", started.append)
+    result = qa("mcp", "--index", str(index_dir), "--reload-interval", "0")
+    assert result.exit_code == 0, result.output
+    assert [(s.index_dir, s.reload_interval) for s in started] == [(index_dir, 0)]
+
+
 def test_serve_defaults_to_localhost_8000(index_dir: Path, served: list[dict[str, Any]]) -> None:
     result = qa("serve", "--index", str(index_dir))
     assert result.exit_code == 0, result.output
@@ -388,7 +403,7 @@ def test_help_shows_an_example(args: list[str], example: str) -> None:
 
 def test_help_lists_every_command() -> None:
     output = qa("--help").output
-    for command in ("build", "ask", "serve", "rollback", "verify"):
+    for command in ("build", "ask", "serve", "mcp", "rollback", "verify"):
         assert f"  {command} " in output
 
 
@@ -405,55 +420,11 @@ def test_build_index_script_is_qa_build_with_the_project_defaults() -> None:
 # -- the real thing -----------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def server(real_index_dir: Path, tmp_path: Path) -> Iterator[str]:
     """``qa serve`` in its own process over the seeds built with the real model; its base URL."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    env["HF_HUB_OFFLINE"] = "1"
-    env["TRANSFORMERS_OFFLINE"] = "1"
-    command = [
-        str(Path(sys.executable).parent / "qa"),
-        "serve",
-        "--index",
-        str(real_index_dir),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"qa serve exited with {process.returncode}:\n{log_path.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"qa serve was not ready in 90 s:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.25)
+    with qa_serve(real_index_dir, tmp_path / "serve.log") as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
 
 
 @pytest.mark.model

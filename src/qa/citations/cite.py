@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
-from qa.errors import DocumentNotFoundError, PassageNotFoundError
+from qa.errors import DocumentNotFoundError, InvalidQueryError, PassageNotFoundError
 from qa.index.database import DocumentRecord, PassageRecord
 from qa.index.protocol import PassageStore
 from qa.ingest.extract import PageSpan
@@ -111,6 +111,20 @@ class PassageView(BaseModel):
     citation: Citation
 
 
+#: Most neighbouring passages :func:`passage_in_context` gives on each side: a passage holds at most
+#: 96 tokens by default, so 5 a side is about 1,000 tokens, a page of the article; the whole article
+#: is GET /documents/{doc_id} (or the MCP resource qa://documents/{doc_id}).
+MAX_CONTEXT = 5
+
+
+class PassageInContext(BaseModel):
+    """A passage with up to ``context`` passages of its document before and after it, in reading order."""
+
+    passage: PassageView
+    before: list[PassageView] = Field(description="The passages just before it, in reading order.")
+    after: list[PassageView] = Field(description="The passages just after it, in reading order.")
+
+
 class DocumentSummary(BaseModel):
     """A document's metadata and how many passages it was cut into, without its text."""
 
@@ -159,7 +173,41 @@ def resolve_passage(index: PassageStore, passage_id: str) -> PassageView:
     document = index.document(passage.doc_id) if passage else None
     if passage is None or document is None:
         raise passage_not_found(index, passage_id)
-    previous_id, next_id = index.neighbours(passage)
+    return _view(passage, document, *index.neighbours(passage))
+
+
+def passage_in_context(index: PassageStore, passage_id: str, context: int = 0) -> PassageInContext:
+    """The passage ``passage_id`` names (as :func:`resolve_passage`) with ``context`` passages each side.
+
+    ``context`` is 0 to :data:`MAX_CONTEXT` (:class:`~qa.errors.InvalidQueryError` otherwise);
+    near the start or end of the document there are fewer.
+    """
+    if not 0 <= context <= MAX_CONTEXT:
+        raise InvalidQueryError(f"context must be between 0 and {MAX_CONTEXT}, not {context}")
+    view = resolve_passage(index, passage_id)
+    if context == 0:
+        return PassageInContext(passage=view, before=[], after=[])
+    document = index.document(view.citation.doc_id)
+    ordered = index.document_passages(view.citation.doc_id)
+    at = next((i for i, p in enumerate(ordered) if p.passage_id == passage_id), None)
+    if document is None or at is None:  # removed between the two reads
+        raise passage_not_found(index, passage_id)
+
+    def around(i: int) -> PassageView:
+        before = ordered[i - 1].passage_id if i > 0 else None
+        after = ordered[i + 1].passage_id if i + 1 < len(ordered) else None
+        return _view(ordered[i], document, before, after)
+
+    return PassageInContext(
+        passage=view,
+        before=[around(i) for i in range(max(0, at - context), at)],
+        after=[around(i) for i in range(at + 1, min(len(ordered), at + 1 + context))],
+    )
+
+
+def _view(
+    passage: PassageRecord, document: DocumentRecord, previous_id: str | None, next_id: str | None
+) -> PassageView:
     return PassageView(
         passage_id=passage.passage_id,
         text=passage.text,

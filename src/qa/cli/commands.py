@@ -59,6 +59,7 @@ def main(verbose: bool) -> None:
     qa build --corpus seeds --index index
     qa ask "Why did India reject an Asian NATO?" --k 5
     qa serve --index index --port 8000
+    qa mcp --index index
     qa rollback --index index
     qa verify report.md
     """
@@ -372,3 +373,33 @@ def serve(host: str | None, port: int | None, **options: Any) -> None:
     except QAError as exc:
         raise click.ClickException(str(exc)) from None
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+@main.command("mcp")
+@index_option
+@model_options
+@click.option(
+    "--reload-interval",
+    type=setting_range("reload_interval", MAX_RELOAD_INTERVAL),
+    help=setting_help("reload_interval"),
+)
+@click.option("--inference-threads", type=setting_range("inference_threads"), help=setting_help("inference_threads"))
+def mcp_command(**options: Any) -> None:
+    """Serve an existing index to an AI assistant over MCP (stdio).
+
+    The assistant starts this command and talks JSON-RPC on its stdin and stdout; logs go
+    to stderr. The tools (ask, get_passage, cite, verify_quotes, list_documents) answer as
+    the HTTP API does, from the same live build; `qa serve` answers MCP at /mcp too.
+
+    \b
+    qa mcp --index index
+    {"command": "/path/to/.venv/bin/qa", "args": ["mcp", "--index", "/path/to/index"]}  # in an assistant's config
+    """
+    from qa.mcp.stdio import run_stdio
+
+    settings = _settings(**options)
+    try:
+        current_build_id(settings.index_dir)
+    except QAError as exc:
+        raise click.ClickException(str(exc)) from None
+    run_stdio(settings)

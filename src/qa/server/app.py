@@ -12,28 +12,21 @@ the routes (one module per concern in :mod:`qa.server.routes`) reach it through
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import Depends, FastAPI
-from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 
 from qa import __version__
 from qa.config import Settings
 from qa.embedding.base import Embedder
-from qa.embedding.batching import MicroBatcher
-from qa.errors import ModelError
-from qa.server.deps import AppState, public_reason
+from qa.mcp.http import McpMount
+from qa.server.deps import AppState, serving
 from qa.server.errors import install_qa_error_handlers
-from qa.server.live import LiveIndex
 from qa.server.metrics import MetricsMiddleware
 from qa.server.middleware import BodyGuard, error_responses, install_error_handlers, reject_unknown_query_parameters
 from qa.server.routes import admin, ask, documents, health, page, passages, verify
-from qa.service import Service
-
-log = logging.getLogger(__name__)
 
 #: Errors every route may answer with (index routes add 404 and 503).
 _EVERY_ROUTE = error_responses(405, 413, 422, 500)
@@ -44,18 +37,22 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
 
     ``embedder`` replaces the encoder the settings name (tests pass a fake one). A
     watcher thread reopens the index when CURRENT names a new build (see :mod:`qa.server.live`).
+    The MCP server (:mod:`qa.mcp`) answers at ``/mcp`` over Streamable HTTP, from the same
+    state, behind the same middleware (body limit, error shape, metrics).
     """
     state = AppState(settings=settings)
     state.metrics.watch(lambda: state.live, lambda: state.batcher)
+    mcp = McpMount(state)
     app = FastAPI(
         title="qa",
         version=__version__,
         summary="Ranked, verbatim, cited passages from a folder of articles.",
-        lifespan=_lifespan(state, embedder),
+        lifespan=_lifespan(state, embedder, mcp),
         responses=_EVERY_ROUTE,
         dependencies=[Depends(reject_unknown_query_parameters)],
     )
     app.state.qa = state
+    app.state.mcp = mcp
     install_error_handlers(app)
     install_qa_error_handlers(app)
     # Added innermost first: metrics see every response, CORS headers go on errors too.
@@ -71,44 +68,20 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
     for module in (ask, passages, verify, page, documents, health):
         app.include_router(module.routes(state))
     page.mount_static(app)
+    app.router.routes.append(mcp.route())
     if settings.admin_token is not None and settings.admin_token.get_secret_value():
         app.include_router(admin.routes(state, settings.admin_token.get_secret_value()))
     return app
 
 
-def _lifespan(state: AppState, embedder: Embedder | None) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Start-up (the model, the build, the watcher) and shut-down, in that order reversed."""
+def _lifespan(
+    state: AppState, embedder: Embedder | None, mcp: McpMount
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up (the model, the build, the watcher, the /mcp endpoint) and shut-down, reversed."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = Service.from_settings(state.settings, query_encoder=embedder, serving=True)
-        state.service = service
-        try:
-            await run_in_threadpool(_start, state, service)
-        except ModelError as exc:
-            state.error = public_reason(exc)
-            log.error("cannot load the model: %s", exc)
-        try:
+        async with serving(state, embedder), mcp.running():
             yield
-        finally:
-            if state.live is not None:
-                state.live.close()
-            if state.batcher is not None:
-                state.batcher.close()
-            service.close()
 
     return lifespan
-
-
-def _start(state: AppState, service: Service) -> None:
-    """Load the model, open the build CURRENT names and start watching for new ones."""
-    settings = state.settings
-    expected = service.expected  # the first model call: loads it
-    state.batcher = MicroBatcher(service.query_encoder, settings.batch_wait_ms / 1000, settings.max_batch)
-    live = LiveIndex(settings.index_dir, state.batcher, expected)
-    live.open()
-    index = live.current()
-    if index is not None:
-        log.info("serving build %s (%d passages)", index.build_id, index.passage_count)
-    live.start_watching(settings.reload_interval)
-    state.live = live

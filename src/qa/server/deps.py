@@ -1,22 +1,34 @@
-"""What the app holds for its lifetime, and the one dependency that yields the live searcher."""
+"""What a serving process holds for its lifetime, how it starts and stops, and the lease on the live build.
+
+Both faces that serve a live index use this: the HTTP app (:func:`qa.server.app.create_app`,
+through the dependency :func:`live_searcher`) and the MCP server (:mod:`qa.mcp`, over
+stdio or mounted at ``/mcp`` in the same app), so they answer from the same build,
+reload together and report "not ready" in the same words.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from qa.citations.verify import VerifierCache
 from qa.config import Settings
+from qa.embedding.base import Embedder
 from qa.embedding.batching import MicroBatcher
 from qa.errors import IndexMismatchError, IndexNotFoundError, IndexStoreError, ModelError, QAError
 from qa.index.protocol import PassageStore
 from qa.search.retrieval import Searcher
-from qa.server.live import LiveIndex, NotServing
+from qa.server.live import Lease, LiveIndex, NotServing
 from qa.server.metrics import Metrics
 from qa.service import Service
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,7 +57,65 @@ class AppState:
 
 
 class ServiceUnavailable(Exception):
-    """Raised by the dependency when no index is open; its message is already public."""
+    """Raised when no index is open; its message is already public."""
+
+
+@asynccontextmanager
+async def serving(state: AppState, embedder: Embedder | None = None) -> AsyncIterator[None]:
+    """Start-up (the model, the build, the watcher) and shut-down, in that order reversed.
+
+    ``embedder`` replaces the encoder the settings name (tests pass a fake one). A model
+    that cannot load leaves the state not ready (``state.error``) rather than failing.
+    """
+    service = Service.from_settings(state.settings, query_encoder=embedder, serving=True)
+    state.service = service
+    try:
+        await run_in_threadpool(_start, state, service)
+    except ModelError as exc:
+        state.error = public_reason(exc)
+        log.error("cannot load the model: %s", exc)
+    try:
+        yield
+    finally:
+        if state.live is not None:
+            state.live.close()
+        if state.batcher is not None:
+            state.batcher.close()
+        service.close()
+
+
+def _start(state: AppState, service: Service) -> None:
+    """Load the model, open the build CURRENT names and start watching for new ones."""
+    settings = state.settings
+    expected = service.expected  # the first model call: loads it
+    state.batcher = MicroBatcher(service.query_encoder, settings.batch_wait_ms / 1000, settings.max_batch)
+    live = LiveIndex(settings.index_dir, state.batcher, expected)
+    live.open()
+    index = live.current()
+    if index is not None:
+        log.info("serving build %s (%d passages)", index.build_id, index.passage_count)
+    live.start_watching(settings.reload_interval)
+    state.live = live
+
+
+def acquire(state: AppState) -> Lease:
+    """A lease on the open build (release it exactly once), or :class:`ServiceUnavailable`."""
+    if state.live is None:
+        raise ServiceUnavailable(state.not_ready_reason())
+    try:
+        return state.live.acquire()
+    except NotServing:
+        raise ServiceUnavailable(state.not_ready_reason()) from None
+
+
+@contextmanager
+def leased(state: AppState) -> Iterator[Searcher]:
+    """The live searcher for the length of a ``with`` block (the MCP tools' lease)."""
+    lease = acquire(state)
+    try:
+        yield lease.searcher
+    finally:
+        lease.release()
 
 
 def state_of(request: Request) -> AppState:
@@ -61,13 +131,7 @@ async def live_searcher(request: Request) -> AsyncIterator[Searcher]:
     as a sync generator FastAPI would run its two halves on the thread pool, two hops per
     request.
     """
-    state = state_of(request)
-    if state.live is None:
-        raise ServiceUnavailable(state.not_ready_reason())
-    try:
-        lease = state.live.acquire()
-    except NotServing:
-        raise ServiceUnavailable(state.not_ready_reason()) from None
+    lease = acquire(state_of(request))
     try:
         yield lease.searcher
     finally:

@@ -1,0 +1,15 @@
+"""Serve qa to AI assistants over the Model Context Protocol (a thin face, like :mod:`qa.server`).
+
+The tools (:mod:`qa.mcp.tools`) answer from the same live build, searcher, citations and
+quote checks as the HTTP API (:class:`~qa.server.deps.AppState`); only the transport differs:
+
+- ``qa mcp --index index`` serves over stdio, for an assistant that starts it (:mod:`qa.mcp.stdio`);
+- ``qa serve`` answers at ``/mcp`` over Streamable HTTP in the same process as the REST API
+  (:mod:`qa.mcp.http`).
+"""
+
+from __future__ import annotations
+
+from qa.mcp.tools import create_mcp_server
+
+__all__ = ["create_mcp_server"]
