@@ -24,7 +24,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from mcp_types import Resource as McpResource
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from qa import __version__
 from qa.citations.cite import MAX_CONTEXT, PassageInContext, passage_in_context, resolve_document, summarize
@@ -38,7 +38,7 @@ from qa.search.models import Answer, Mode, check_question
 from qa.search.retrieval import Searcher
 from qa.server.deps import AppState, ServiceUnavailable, leased
 from qa.server.errors import error_detail
-from qa.server.schemas import DATE_PATTERN, MODE_HELP, DocumentList
+from qa.server.schemas import MODE_HELP, AskFilters, DocumentList
 
 INSTRUCTIONS = """\
 qa answers from a fixed collection of articles with verbatim passages and citations that resolve.
@@ -82,25 +82,6 @@ qa://documents/{doc_id}. Same as GET /documents."""
 
 #: Every tool only reads the index it is given; none changes it, none reaches outside it.
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
-
-
-# No docstrings on the argument models: pydantic would publish them as the schema's description.
-class AskFilters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    doc_id: list[str] | None = Field(None, description="Only these documents (ids from list_documents).")
-    author: str | None = Field(None, min_length=1, description="Only articles whose author contains this name.")
-    outlet: str | None = Field(None, min_length=1, description="Only articles from this outlet.")
-    published_from: str | None = Field(
-        None, pattern=DATE_PATTERN, description="Only articles published on or after (YYYY-MM-DD)."
-    )
-    published_to: str | None = Field(
-        None, pattern=DATE_PATTERN, description="Only articles published on or before (YYYY-MM-DD)."
-    )
-
-    def filters(self) -> Filters:
-        doc_ids = tuple(self.doc_id) if self.doc_id else None
-        return Filters(doc_ids, self.author, self.outlet, self.published_from, self.published_to)
 
 
 class FormattedCitation(BaseModel):

@@ -17,20 +17,11 @@ GROUP_HELP = "Fold passages of other articles that report the same statement int
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
 
-# A comment, not a docstring: pydantic would publish a docstring as the schema's description.
-#
-# AskRequest is one question and its options: the JSON body of POST /ask and (as AskQuery,
-# the question named ``q``) the query string of GET /ask. Field checks are the schema's;
-# ``library_checks`` then runs the library's own (check_question, Filters.check), the same
-# the CLI runs. Their InvalidQueryError is not a ValueError, so it passes through pydantic
-# to the app's error handler: a blank question is the same 422 whichever way it arrives.
-class AskRequest(BaseModel):
+# The documents a question is answered from: /ask's filters and the MCP ask tool's ``filters``
+# (a comment, not a docstring: pydantic would publish a docstring as the schema's description).
+class AskFilters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, examples=["Why did India reject an Asian NATO?"])
-    k: int | None = Field(None, ge=1, le=MAX_K, description="How many passages to return (default: QA_DEFAULT_K).")
-    mode: Mode = Field("hybrid", description=MODE_HELP)
-    group: bool = Field(True, description=GROUP_HELP)
     doc_id: list[str] | None = Field(None, description="Only these documents (repeatable).")
     author: str | None = Field(None, min_length=1, description="Only articles whose author contains this name.")
     outlet: str | None = Field(None, min_length=1, description="Only articles from this outlet.")
@@ -41,15 +32,27 @@ class AskRequest(BaseModel):
         None, pattern=DATE_PATTERN, description="Only articles published on or before (YYYY-MM-DD)."
     )
 
+    def filters(self) -> Filters:
+        doc_ids = tuple(self.doc_id) if self.doc_id else None
+        return Filters(doc_ids, self.author, self.outlet, self.published_from, self.published_to)
+
+
+# AskRequest is one question and its options: the JSON body of POST /ask and (as AskQuery,
+# the question named ``q``) the query string of GET /ask. Field checks are the schema's;
+# ``library_checks`` then runs the library's own (check_question, Filters.check), the same
+# the CLI runs. Their InvalidQueryError is not a ValueError, so it passes through pydantic
+# to the app's error handler: a blank question is the same 422 whichever way it arrives.
+class AskRequest(AskFilters):
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, examples=["Why did India reject an Asian NATO?"])
+    k: int | None = Field(None, ge=1, le=MAX_K, description="How many passages to return (default: QA_DEFAULT_K).")
+    mode: Mode = Field("hybrid", description=MODE_HELP)
+    group: bool = Field(True, description=GROUP_HELP)
+
     @model_validator(mode="after")
     def library_checks(self) -> Self:
         check_question(self.question, self.k or 1)
         self.filters().check()
         return self
-
-    def filters(self) -> Filters:
-        doc_ids = tuple(self.doc_id) if self.doc_id else None
-        return Filters(doc_ids, self.author, self.outlet, self.published_from, self.published_to)
 
 
 # GET /ask's query string: AskRequest with the question as ``q`` (no docstring, as above).
