@@ -127,7 +127,7 @@ def _build(
     try:
         if callable(documents):  # a corpus folder, read with the cache open (extractions are kept there)
             documents = documents(cache)
-        prepared = prepare(documents, embedder, config, cache, progress)
+        prepared = prepare(documents, embedder, config, cache, progress, identity)
         passages, vectors, embedded = prepared.passages, prepared.vectors, prepared.embedded
         manifest = {
             "model": identity,
@@ -197,9 +197,13 @@ def prepare(
     config: ChunkerConfig,
     cache: VectorSource,
     progress: Progress | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> Prepared:
-    """Chunk every document and embed its passages and their sentences, reusing what ``cache`` holds."""
-    identity = model_identity(embedder)
+    """Chunk every document and embed its passages and their sentences, reusing what ``cache`` holds.
+
+    ``identity`` is the embedder's :func:`model_identity` when the caller has it already (it embeds a probe).
+    """
+    identity = identity if identity is not None else model_identity(embedder)
     chunker = Chunker(config, window=embedder)
     passages, texts = chunk_with_cache(chunker, documents, cache, chunker_key(config, identity))
     log.info("%d documents, %d passages", len(documents), len(passages))

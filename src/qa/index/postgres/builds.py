@@ -147,7 +147,7 @@ class PostgresLocation:
         identity = model_identity(embedder)
         with self._locked() as conn:
             reuse = _DatabaseVectors(conn, self._kept_schemas(conn), embedder.dimension)
-            prepared = prepare(documents, embedder, config, reuse, progress)
+            prepared = prepare(documents, embedder, config, reuse, progress, identity)
             previous = _live(conn)
             manifest: dict[str, Any] = {
                 "model": identity,
