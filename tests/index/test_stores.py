@@ -165,3 +165,32 @@ def test_filter_values_are_data_not_sql(location: StoreLocation, settings: Setti
         assert len(all_passages(store)) == store.passage_count
     finally:
         store.close()
+
+
+def test_an_hnsw_build_still_fills_k_under_filters(
+    location: StoreLocation, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The graph index (pgvector HNSW, FAISS HNSW): unfiltered and filtered top-k as exact search gives them."""
+    embedder = FakeEmbedder()
+    location.build_corpus(settings.corpus_dir, embedder, CONFIG, vector_index="hnsw")
+    store = _open(location)
+    try:
+        assert store.manifest.vectors.describe()["type"] == "hnsw"
+        query = embedder.embed_batch([QUESTION])[0]
+        passages = all_passages(store)
+        exact = sorted(
+            (
+                (float(v @ query), p)
+                for p, v in zip(passages, embedder.embed_batch([p.text for p in passages]), strict=True)
+            ),
+            key=lambda pair: (-pair[0], pair[1].position),
+        )
+        assert [h.passage_id for h in store.dense(query, 5)] == [p.passage_id for _, p in exact[:5]]
+        doc = passages[-1].doc_id
+        wanted = [p.passage_id for _, p in exact if p.doc_id == doc][:5]
+        assert [h.passage_id for h in store.dense(query, 5, Filters(doc_ids=(doc,)))] == wanted
+        # Through the graph too (PostgreSQL scores a small allowed set exactly unless told not to).
+        monkeypatch.setattr("qa.index.postgres.store.EXACT_FILTERED", 0)
+        assert [h.passage_id for h in store.dense(query, 5, Filters(doc_ids=(doc,)))] == wanted
+    finally:
+        store.close()
