@@ -10,9 +10,15 @@ incremental rebuild (unchanged passages are not embedded again).
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from qa.config import Settings
@@ -22,7 +28,7 @@ from qa.index.location import StoreLocation, locate
 from qa.index.pipeline import expected_identity
 from qa.index.protocol import PassageStore
 from qa.ingest.chunking import ChunkerConfig
-from tests.helpers import FailingEmbedder, FakeEmbedder, all_passages
+from tests.helpers import ROOT, FailingEmbedder, FakeEmbedder, all_passages
 
 CONFIG = ChunkerConfig()
 QUESTION = "Why did India reject an Asian NATO?"
@@ -118,6 +124,52 @@ def test_a_failed_build_leaves_the_live_build_serving(location: StoreLocation, s
     finally:
         store.close()
     assert _build(location, settings) != live
+
+
+def test_a_postgres_build_killed_while_writing_leaves_nothing(settings: Settings, pg_url: str, tmp_path: Path) -> None:
+    """Invariant 5 against SIGKILL: the build's transaction dies with its process; the live build serves on."""
+    with contextlib.closing(locate(pg_url)) as location:
+        live = _build(location, settings)
+        (settings.corpus_dir / "extra.txt").write_text(EXTRA)
+        marker = tmp_path / "marker"
+        driver = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.build_driver",
+                str(settings.corpus_dir),
+                pg_url,
+                str(marker),
+                "postgres-writing",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while not marker.exists():
+                if driver.poll() is not None:
+                    pytest.fail(f"the driver exited early: {driver.stderr.read().decode() if driver.stderr else ''}")
+                assert time.monotonic() < deadline, "the driver never reached the stage"
+                time.sleep(0.05)
+        finally:
+            driver.send_signal(signal.SIGKILL)
+            driver.wait(timeout=30)
+            if driver.stderr:
+                driver.stderr.close()
+        assert location.current_build_id() == live
+        store = _open(location)
+        assert store.document("extra") is None
+        store.close()
+        # The server rolled the build's transaction back (it may take a moment to notice the dead client).
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            deadline = time.monotonic() + 10
+            while conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'qa_b_%'").fetchone() != (1,):
+                assert time.monotonic() < deadline, "the killed build's schema is still there"
+                time.sleep(0.1)
+        after = _build(location, settings)
+        assert location.current_build_id() == after != live
 
 
 def test_switch_rollback_and_pruning(location: StoreLocation, settings: Settings) -> None:

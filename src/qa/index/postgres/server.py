@@ -64,6 +64,8 @@ class LocalPostgres:
         self.port = port or free_port()
         self.user: pwd.struct_passwd | None = _ensure_user(SERVER_USER) if os.geteuid() == 0 else None
         self.bin = binaries()
+        #: Whether :meth:`start` started the server (one found running is left running by :meth:`stop`).
+        self.started = False
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -107,15 +109,32 @@ class LocalPostgres:
                 str(self.bin / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "-A", "trust", "-E", "UTF8",
                 "--no-sync", "--no-instructions",
             )  # fmt: skip
+        running = self._running_port()
+        if running is not None:  # left running by an earlier run: use it as it is
+            self.port = running
+            log.info("PostgreSQL already running on 127.0.0.1:%d, data in %s", self.port, self.data_dir)
+            return self.url()
         options = f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories=''"
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.data_dir / "server.log"),
             "-o", options, "-w", "-t", str(WAIT_SECONDS), "start",
         )  # fmt: skip
+        self.started = True
         if fresh:
             self._template_vector()
         log.info("PostgreSQL on 127.0.0.1:%d, data in %s", self.port, self.data_dir)
         return self.url()
+
+    def _running_port(self) -> int | None:
+        """The port of a server already running over this data folder (``postmaster.pid``'s 4th line)."""
+        pid_file = self.data_dir / "postmaster.pid"
+        if not pid_file.is_file():
+            return None
+        try:
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data_dir), "status")
+            return int(pid_file.read_text().splitlines()[3])
+        except (RuntimeError, OSError, ValueError, IndexError):
+            return None
 
     def _template_vector(self) -> None:
         import psycopg
@@ -132,8 +151,10 @@ class LocalPostgres:
                 time.sleep(0.1)
 
     def stop(self) -> None:
-        if (self.data_dir / "postmaster.pid").is_file():
+        """Stop the server if :meth:`start` started it."""
+        if self.started and (self.data_dir / "postmaster.pid").is_file():
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+            self.started = False
 
     def create_database(self, name: str) -> str:
         """A new empty database (pgvector already in it); its URL."""
