@@ -222,11 +222,15 @@ def verify_command(draft: Any, as_json: bool, **options: Any) -> None:
     settings = _settings(**options)
     text = draft.read()
     try:
-        index = open_store(store_location(settings), None)  # verify reads text only: no embedder to check
+        location = store_location(settings)
         try:
-            report = Verifier(index).verify(text)
+            index = open_store(location, None)  # verify reads text only: no embedder to check
+            try:
+                report = Verifier(index).verify(text)
+            finally:
+                index.close()
         finally:
-            index.close()
+            location.close()
     except QAError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(report.model_dump_json(indent=2) if as_json else render_verification(report))
