@@ -92,11 +92,11 @@ class PostgresLocation:
         """The live build (or ``build_id``), refused unless it was made as ``expected`` says (invariant 6)."""
         build_id = build_id or self.current_build_id()
         raw = self.manifest(build_id)
-        label = Path(f"{self.where}#{build_id}")
+        label = Path(build_id)  # what manifest messages name (the URL has no place in a path)
         problems = compatibility_problems(raw, expected or {})
         if problems:
             raise IndexMismatchError(
-                f"the index {label} was built with "
+                f"the index {self.where} (build {build_id}) was built with "
                 + "; ".join(problems)
                 + ". Rebuild it with `qa build` using the current settings, or set QA_MODEL and the "
                 "chunker settings to those the index was built with."
