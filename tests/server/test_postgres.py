@@ -7,6 +7,7 @@ for the replicas; one of this module's own for the test that stops and restarts 
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import threading
 import time
@@ -109,6 +110,7 @@ def own_server() -> Iterator[LocalPostgres]:
     server.start()
     yield server
     server.stop()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_a_lost_database_answers_503_and_the_service_recovers_by_itself(
