@@ -411,8 +411,11 @@ def mcp_command(**options: Any) -> None:
     from qa.mcp.stdio import run_stdio
 
     settings = _settings(**options)
+    location = store_location(settings)
     try:
-        current_build_id(settings.index_dir)
+        location.current_build_id()
     except QAError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        location.close()
     run_stdio(settings)

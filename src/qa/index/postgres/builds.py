@@ -15,6 +15,7 @@ one database take turns.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -32,6 +33,7 @@ from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError,
 from qa.index import lexicon
 from qa.index.builds import KEEP_BUILDS, new_build_id
 from qa.index.cache import text_key
+from qa.index.database import encode_pages
 from qa.index.filters import fold
 from qa.index.manifest import FORMAT_VERSION, Manifest, check_manifest, compatibility_problems
 from qa.index.pipeline import BuildReport, Prepared, Progress, prepare
@@ -41,7 +43,7 @@ from qa.index.postgres.store import PostgresStore, vector_literal
 from qa.index.vectors import HNSW_EF_CONSTRUCTION, HNSW_M, VectorIndexMode, choose_vector_index
 from qa.ingest.chunking import ChunkerConfig
 from qa.ingest.cleaning import cleaned_text
-from qa.ingest.documents import Document, corpus_fingerprint, load_corpus
+from qa.ingest.documents import Document, corpus_fingerprint, extractors_used, read_corpus
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +203,14 @@ class PostgresLocation:
         vector_index: VectorIndexMode = "auto",
     ) -> BuildReport:
         """Build the articles of ``corpus_dir`` (see :meth:`build`)."""
-        corpus = {"path": str(corpus_dir), "sha256": corpus_fingerprint(corpus_dir)}
-        return self.build(load_corpus(corpus_dir), embedder, config, corpus, progress, vector_index)
+        corpus: dict[str, Any] = {"path": str(corpus_dir), "sha256": corpus_fingerprint(corpus_dir)}
+        extractors = extractors_used(corpus_dir)
+        if extractors:
+            corpus["extractors"] = extractors
+        found = read_corpus(corpus_dir)
+        corpus["skipped"] = [{"source": s.source, "reason": s.reason} for s in found.skipped]
+        report = self.build(found.documents, embedder, config, corpus, progress, vector_index)
+        return dataclasses.replace(report, skipped=tuple(found.skipped))
 
     def rollback(self, expected: dict[str, Any] | None) -> tuple[str, str]:
         """Make the build the live one was built over live again (checked first); builds are kept."""
@@ -378,8 +386,8 @@ def _write(
         conn.execute(render(BUILD_TABLES, schema, dimension=dimension))
         with conn.cursor().copy(
             sql.SQL(
-                "COPY {}.documents (doc_id, source, title, author, url, published, outlet, sha256, encoding, text, "
-                "cleaned, author_fold, outlet_fold, day, length, n_passages) FROM STDIN"
+                "COPY {}.documents (doc_id, source, title, author, url, published, outlet, sha256, encoding, format, "
+                "pages, text, cleaned, author_fold, outlet_fold, day, length, n_passages) FROM STDIN"
             ).format(s)
         ) as copy:
             doc_postings: list[tuple[str, str, int, int]] = []
@@ -392,7 +400,8 @@ def _write(
                 copy.write_row(
                     (
                         d.doc_id, d.source, d.title, d.author, d.url, d.published, d.outlet, d.sha256, d.encoding,
-                        d.text, cleaned, fold(d.author or ""), fold(d.outlet or ""), (d.published or "")[:10],
+                        d.format, encode_pages(d.pages), d.text, cleaned,
+                        fold(d.author or ""), fold(d.outlet or ""), (d.published or "")[:10],
                         title_length + text_length, counts.get(d.doc_id, 0),
                     )
                 )  # fmt: skip

@@ -52,6 +52,8 @@ CREATE TABLE {schema}.documents (
     outlet      TEXT,
     sha256      TEXT NOT NULL,
     encoding    TEXT NOT NULL,
+    format      TEXT NOT NULL,
+    pages       TEXT,
     text        TEXT NOT NULL,
     cleaned     TEXT NOT NULL,
     author_fold TEXT NOT NULL,

@@ -38,7 +38,10 @@ MAX_EF_SEARCH = 1000
 K1, B = 1.2, 0.75
 
 _PASSAGE = 'p.position, p.passage_id, p.doc_id, p.ordinal, p.start, p."end", p.section, p.n_tokens, p.text'
-_DOCUMENT = "d.doc_id, d.source, d.title, d.author, d.url, d.published, d.outlet, d.sha256, d.encoding, d.n_passages"
+_DOCUMENT = (
+    "d.doc_id, d.source, d.title, d.author, d.url, d.published, d.outlet, d.sha256, d.encoding, d.format, d.pages, "
+    "d.n_passages"
+)
 
 
 def vector_literal(vector: Vectors) -> str:
@@ -82,7 +85,7 @@ class PostgresStore:
         self._hnsw = manifest.vectors.describe().get("type") == "hnsw"
         self._closed = False
         self._documents = {
-            row[0]: DocumentRecord(*row)
+            row[0]: DocumentRecord.from_row(row)
             for row in self._rows(f"SELECT {_DOCUMENT} FROM {{s}}.documents d ORDER BY d.source", [])
         }
 
