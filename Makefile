@@ -10,7 +10,7 @@ PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install browser run index serve test lint typecheck bench clean
+.PHONY: install browser run run-postgres index serve test lint typecheck bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ index: install
 
 serve: install
 	$(BIN)/qa serve --index index --host $(HOST) --port $(PORT)
+
+## The same on PostgreSQL + pgvector: a local server (pinned wheel) in .postgres/ on a free loopback port,
+## the seeds built into it, served on $(HOST):$(PORT); the server stops when serving does.
+run-postgres: install
+	$(BIN)/python scripts/run_postgres.py --host $(HOST) --port $(PORT)
 
 ## Debian's Chromium for the browser test (tests/server/test_web.py); Playwright drives it, never downloads one.
 browser:

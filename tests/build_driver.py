@@ -1,6 +1,7 @@
 """A build that stops at a chosen stage and waits there to be killed, for tests/index/test_pipeline.py.
 
     python -m tests.build_driver CORPUS INDEX MARKER embedding|writing
+    python -m tests.build_driver CORPUS postgresql://... MARKER postgres-writing
 
 It writes MARKER once it is inside the stage, then sleeps: the test SIGKILLs it there.
 """
@@ -40,7 +41,7 @@ class StallingEmbedder(FakeEmbedder):
         return super().embed_batch(texts)
 
 
-def main(corpus: Path, index: Path, marker: Path, stage: str) -> None:
+def main(corpus: Path, index: str, marker: Path, stage: str) -> None:
     if stage == "embedding":
         indexing.EMBED_CHUNK = 1
         # Call 1 is the model probe; call 2 embeds (and caches) one new passage; call 3 hangs.
@@ -55,10 +56,25 @@ def main(corpus: Path, index: Path, marker: Path, stage: str) -> None:
             time.sleep(STALL_SECONDS)
 
         builds.write_vectors = stalled
+    elif stage == "postgres-writing":
+        from qa.index.postgres import builds as postgres_builds
+        from qa.index.postgres.builds import PostgresLocation
+
+        render = postgres_builds.render
+
+        def stalled_render(template: str, schema: str, **numbers: int) -> object:
+            if template == postgres_builds.BUILD_INDEXES:  # rows copied, inside the build's transaction
+                marker.write_text("postgres-writing")
+                time.sleep(STALL_SECONDS)
+            return render(template, schema, **numbers)
+
+        postgres_builds.render = stalled_render  # type: ignore[assignment]
+        PostgresLocation(index).build_corpus(corpus, FakeEmbedder(), ChunkerConfig())
+        return
     else:
         raise SystemExit(f"unknown stage {stage!r}")
-    build_index(corpus, index, embedder, ChunkerConfig())
+    build_index(corpus, Path(index), embedder, ChunkerConfig())
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
+    main(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from qa.config import Settings
 from qa.embedding.base import SentenceTransformerEmbedder
 from qa.index.pipeline import build_index
+from qa.index.postgres.server import LocalPostgres
 from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import SEEDS, FakeEmbedder
 
@@ -47,6 +50,28 @@ def built(settings: Settings, fake_embedder: FakeEmbedder) -> Settings:
         ChunkerConfig.from_settings(settings),
     )
     return settings
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    """A real PostgreSQL 18 + pgvector from the pinned wheel on a free loopback port, for the whole run.
+
+    Its data folder is made traversable because, under root (as CI runs), the server runs as
+    an unprivileged user (initdb refuses root; see qa.index.postgres.server).
+    """
+    base = Path(tempfile.mkdtemp(prefix="qa-pg-"))
+    base.chmod(0o711)
+    server = LocalPostgres(base / "data")
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(postgres_server: LocalPostgres) -> str:
+    """The URL of a new, empty database on the test server (pgvector installed)."""
+    return postgres_server.create_database(f"t_{uuid.uuid4().hex[:16]}")
 
 
 @pytest.fixture(scope="session")

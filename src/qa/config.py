@@ -31,6 +31,14 @@ class Settings(BaseSettings):
 
     corpus_dir: Path = Field(Path("seeds"), description="Folder of .txt and .md articles.")
     index_dir: Path = Field(Path("index"), description="Folder holding builds and CURRENT.")
+    store: SecretStr | None = Field(
+        None,
+        description=(
+            "A PostgreSQL + pgvector database to keep builds in instead of the index folder, as "
+            "postgresql://user[:password]@host:port/db (the password may come from PGPASSWORD or ~/.pgpass "
+            "instead). Never logged or shown with its password."
+        ),
+    )
     model: str | None = Field(
         None,
         description=(

@@ -12,7 +12,8 @@ The tree::
     │   ├── IndexCorruptError       a build's files are unreadable or disagree with each other
     │   ├── IndexMismatchError      the build was made with another model, dimension,
     │   │                           chunker or format version than the one in use
-    │   └── RollbackError           there is no previous build to roll back to
+    │   ├── RollbackError           there is no previous build to roll back to
+    │   └── StoreUnavailableError   the database server cannot be reached (it may come back)
     ├── NotFoundError               a client asked for an id that does not exist
     │   ├── DocumentNotFoundError
     │   └── PassageNotFoundError
@@ -59,6 +60,10 @@ class IndexMismatchError(IndexStoreError):
 
 class RollbackError(IndexStoreError):
     """There is no previous build to switch CURRENT back to."""
+
+
+class StoreUnavailableError(IndexStoreError):
+    """The database server holding the store cannot be reached now; a later call may succeed."""
 
 
 class NotFoundError(QAError):

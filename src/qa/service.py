@@ -5,8 +5,9 @@ The API, the CLI, evaluation and scripts all start here::
     with Service.from_settings(Settings()) as service:
         answer = service.ask("Why did India reject an Asian NATO?")
 
-:func:`open_store` and :func:`open_searcher` hold the only calls above the index package that
-open a store and put a searcher over it (``Index.open``, ``Index.open_build``, ``Searcher``);
+:func:`store_location` picks where builds live (the index folder, or the PostgreSQL database
+``QA_STORE`` names); :func:`open_store` and :func:`open_searcher` hold the only calls above the
+index package that open a store and put a searcher over it (``locate(...).open``, ``Searcher``);
 everything else goes through them (tests/test_service.py checks it).
 """
 
@@ -20,10 +21,12 @@ from typing import Any
 from qa.config import Settings
 from qa.embedding.base import Embedder
 from qa.embedding.factory import make_encoder
+from qa.errors import IndexStoreError
 from qa.index import pipeline
 from qa.index.filters import Filters
+from qa.index.location import StoreLocation, locate
 from qa.index.pipeline import BuildReport, Progress, expected_identity
-from qa.index.store import Index
+from qa.index.protocol import PassageStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.models import Answer
 from qa.search.retrieval import DEFAULT_FUSION, Fusion, Searcher
@@ -32,26 +35,32 @@ from qa.search.retrieval import DEFAULT_FUSION, Fusion, Searcher
 Expected = dict[str, Any]
 
 
-def open_store(index_dir: Path, expected: Expected | None, build_id: str | None = None) -> Index:
-    """The build CURRENT names in ``index_dir`` (or ``build_id``), refused unless it was made as ``expected`` says.
+def store_location(settings: Settings) -> StoreLocation:
+    """Where ``settings`` keep builds: the database ``store`` names (``QA_STORE``), else ``index_dir``."""
+    if settings.store is not None and settings.store.get_secret_value():
+        return locate(settings.store.get_secret_value())
+    return locate(settings.index_dir)
 
+
+def open_store(where: Path | StoreLocation, expected: Expected | None, build_id: str | None = None) -> PassageStore:
+    """The live build of ``where`` (or ``build_id``), refused unless it was made as ``expected`` says.
+
+    ``where`` is an index folder or a :class:`~qa.index.location.StoreLocation` (a database).
     ``expected=None`` skips the model and chunker check: only for readers that embed
     nothing (quote verification, integrity checks).
     """
-    if build_id is None:
-        return Index.open(index_dir, expected)
-    return Index.open_build(index_dir / build_id, expected)
+    return locate(where).open(expected, build_id)
 
 
 def open_searcher(
-    index_dir: Path,
+    where: Path | StoreLocation,
     embedder: Embedder,
     expected: Expected,
     build_id: str | None = None,
     fusion: Fusion = DEFAULT_FUSION,
 ) -> Searcher:
     """A searcher over the build :func:`open_store` opens; closing ``searcher.index`` is the caller's."""
-    return Searcher(open_store(index_dir, expected, build_id), embedder, fusion)
+    return Searcher(open_store(where, expected, build_id), embedder, fusion)
 
 
 class Service:
@@ -130,7 +139,7 @@ class Service:
 
     def open_searcher(self, embedder: Embedder | None = None, build_id: str | None = None) -> Searcher:
         """A searcher over the live build (or ``build_id``), asking with ``embedder`` (default: the query encoder)."""
-        return open_searcher(self.settings.index_dir, embedder or self.query_encoder, self.expected, build_id)
+        return open_searcher(self.location, embedder or self.query_encoder, self.expected, build_id)
 
     def ask(
         self,
@@ -149,26 +158,37 @@ class Service:
 
     # -- building ---------------------------------------------------------------------------
 
+    @functools.cached_property
+    def location(self) -> StoreLocation:
+        """Where builds live: the index folder, or the database ``QA_STORE`` names."""
+        return store_location(self.settings)
+
     def stale_reason(self) -> str | None:
         """Why the live build does not match the corpus and these settings, or ``None``."""
         s = self.settings
-        return pipeline.stale_reason(s.corpus_dir, s.index_dir, self.passage_encoder, self.chunker, s.vector_index)
+        try:
+            manifest = self.location.live_manifest()
+        except IndexStoreError as exc:
+            return str(exc)
+        return pipeline.manifest_stale_reason(
+            manifest, s.corpus_dir, self.passage_encoder, self.chunker, s.vector_index
+        )
 
     def build(self, progress: Progress | None = None) -> BuildReport:
         """Build the corpus into a new build and make it live."""
         s = self.settings
-        return pipeline.build_index(
-            s.corpus_dir, s.index_dir, self.passage_encoder, self.chunker, progress, s.vector_index
-        )
+        return self.location.build_corpus(s.corpus_dir, self.passage_encoder, self.chunker, progress, s.vector_index)
 
     def rollback(self) -> tuple[str, str]:
         """Make the previous build live again, if it opens with these settings (see :func:`pipeline.rollback`)."""
-        return pipeline.rollback(self.settings.index_dir, self.expected)
+        return self.location.rollback(self.expected)
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the encoders this service made (each once)."""
+        """Close the encoders this service made (each once) and the store location's connections."""
+        if "location" in self.__dict__:
+            self.location.close()
         for encoder in dict.fromkeys(self._owned):
             close = getattr(encoder, "close", None)  # the protocol does not require one (fakes have none)
             if callable(close):

@@ -22,7 +22,9 @@ from markdown_it import MarkdownIt
 import qa.service as service
 from qa.cli import commands as cli
 from qa.config import Settings
+from qa.index.postgres.builds import PostgresLocation
 from qa.index.store import Index
+from qa.ingest.chunking import ChunkerConfig
 from qa.mcp import stdio as mcp_stdio
 from qa.server.app import create_app
 from tests.helpers import FakeEmbedder, qa_serve
@@ -616,3 +618,23 @@ def test_build_writes_the_vector_index_qa_vector_index_asks_for(
     assert manifest["vectors"]["type"] == "hnsw"
     again = qa("build", "--if-stale", "--corpus", str(corpus_dir), "--index", str(index_dir))
     assert "up to date" in again.output
+
+
+def test_verify_reads_a_postgres_store_given_by_store(
+    settings: Settings, pg_url: str, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    """--store names a PostgreSQL database instead of the index folder (verify needs no model)."""
+    location = PostgresLocation(pg_url)
+    location.build_corpus(settings.corpus_dir, fake_embedder, ChunkerConfig())
+    store = location.open(None)
+    passage = store.document_passages(store.documents()[0].doc_id)[1]
+    store.close()
+    location.close()
+    draft = tmp_path / "report.md"
+    draft.write_text(f"They wrote: “{passage.text.split(chr(10))[0]}”\n", encoding="utf-8")
+    checked = qa("verify", str(draft), "--store", pg_url)
+    assert checked.exit_code == 0, checked.output
+    assert "1 found, 0 not found" in checked.output
+    empty = qa("verify", str(draft), "--store", pg_url.rsplit("/", 1)[0] + "/postgres")
+    assert empty.exit_code == 2
+    assert "no index in postgresql://" in empty.output

@@ -1,8 +1,9 @@
 """The :class:`~qa.index.protocol.PassageStore` contract, through its verbs only.
 
-Every test takes ``store``, parametrised over the implementations (the embedded FAISS +
-SQLite build today); another store passes by being added to ``STORES``. Nothing here
-reaches behind the protocol: no FAISS id, no SQL.
+Every test takes ``store``, parametrised over the implementations: the embedded FAISS +
+SQLite build and the PostgreSQL + pgvector store (a real server, see tests/conftest.py);
+another store passes by being added to ``STORES``. Nothing here reaches behind the
+protocol: no FAISS id, no SQL.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 from qa.config import Settings
 from qa.index.filters import Filters
 from qa.index.pipeline import build_index, expected_identity
+from qa.index.postgres.builds import PostgresLocation
 from qa.index.protocol import PassageStore
 from qa.index.store import Index
 from qa.ingest.chunking import ChunkerConfig
@@ -32,20 +34,30 @@ SIDECARS = {
 }
 
 
-def _embedded(settings: Settings, embedder: FakeEmbedder) -> PassageStore:
+def _embedded(request: pytest.FixtureRequest, settings: Settings, embedder: FakeEmbedder) -> PassageStore:
+    build_index(settings.corpus_dir, settings.index_dir, embedder, CONFIG)
     return Index.open(settings.index_dir, expected_identity(embedder, CONFIG))
 
 
-#: How each implementation opens the build the fixture made.
-STORES: dict[str, Callable[[Settings, FakeEmbedder], PassageStore]] = {"embedded": _embedded}
+def _postgres(request: pytest.FixtureRequest, settings: Settings, embedder: FakeEmbedder) -> PassageStore:
+    location = PostgresLocation(request.getfixturevalue("pg_url"))
+    request.addfinalizer(location.close)
+    location.build_corpus(settings.corpus_dir, embedder, CONFIG)
+    return location.open(expected_identity(embedder, CONFIG))
+
+
+#: How each implementation builds the seeds (with the sidecars below) and opens the build.
+STORES: dict[str, Callable[[pytest.FixtureRequest, Settings, FakeEmbedder], PassageStore]] = {
+    "embedded": _embedded,
+    "postgresql": _postgres,
+}
 
 
 @pytest.fixture(params=list(STORES))
 def store(request: pytest.FixtureRequest, settings: Settings, fake_embedder: FakeEmbedder) -> Iterator[PassageStore]:
     for stem, fields in SIDECARS.items():
         (settings.corpus_dir / f"{stem}.meta.json").write_text(json.dumps(fields))
-    build_index(settings.corpus_dir, settings.index_dir, fake_embedder, CONFIG)
-    opened = STORES[request.param](settings, fake_embedder)
+    opened = STORES[request.param](request, settings, fake_embedder)
     yield opened
     opened.close()
 

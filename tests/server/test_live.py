@@ -216,7 +216,7 @@ def test_an_unexpected_error_while_opening_counts_as_a_failed_reload(
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError("permission denied: /srv/secret")
 
-    monkeypatch.setattr("qa.service.Index.open_build", refuse)
+    monkeypatch.setattr("qa.index.location.Index.open_build", refuse)
     with pytest.raises(IndexStoreError, match="PermissionError"):
         live.reload()
     assert live.current().build_id == old_id  # type: ignore[union-attr]

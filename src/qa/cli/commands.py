@@ -35,10 +35,10 @@ from qa.config import Settings
 from qa.embedding.export import export_model
 from qa.errors import InvalidQueryError, QAError
 from qa.evaluation.questions import run_beir, run_questions
-from qa.index.builds import current_build_id
 from qa.index.filters import Filters
+from qa.index.location import StoreLocation
 from qa.search.models import MODES, check_mode, check_question
-from qa.service import Service, open_store
+from qa.service import Service, open_store, store_location
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("qa")
@@ -98,16 +98,17 @@ def build(if_stale: bool, **options: Any) -> None:
             if if_stale:
                 reason = service.stale_reason()
                 if reason is None:
-                    click.echo(f"index is up to date: build {current_build_id(settings.index_dir)}")
+                    click.echo(f"index is up to date: build {service.location.current_build_id()}")
                     return
                 click.echo(f"building: {reason}", err=True)
             report = service.build(progress_bar())
         except QAError as exc:
             raise click.ClickException(str(exc)) from None
+        where = service.location.where
     click.echo(
         f"build {report.build_id}: {report.documents} documents, {report.passages} passages "
         f"({report.embedded} embedded, {report.passages - report.embedded} from the cache) "
-        f"in {report.seconds:.1f} s -> {settings.index_dir}"
+        f"in {report.seconds:.1f} s -> {where}"
     )
     if report.skipped:
         click.echo(f"{len(report.skipped)} file{'' if len(report.skipped) == 1 else 's'} skipped:", err=True)
@@ -135,7 +136,8 @@ def rollback_command(**options: Any) -> None:
             before, after = service.rollback()
         except QAError as exc:
             raise click.ClickException(str(exc)) from None
-    click.echo(f"rolled back {settings.index_dir}: CURRENT {before} -> {after}")
+        where = service.location.where
+    click.echo(f"rolled back {where}: CURRENT {before} -> {after}")
 
 
 @main.command()
@@ -220,11 +222,15 @@ def verify_command(draft: Any, as_json: bool, **options: Any) -> None:
     settings = _settings(**options)
     text = draft.read()
     try:
-        index = open_store(settings.index_dir, None)  # verify reads text only: no embedder to check
+        location = store_location(settings)
         try:
-            report = Verifier(index).verify(text)
+            index = open_store(location, None)  # verify reads text only: no embedder to check
+            try:
+                report = Verifier(index).verify(text)
+            finally:
+                index.close()
         finally:
-            index.close()
+            location.close()
     except QAError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(report.model_dump_json(indent=2) if as_json else render_verification(report))
@@ -292,7 +298,11 @@ def eval_command(
     with Service.from_settings(settings) as service:
         try:
             if beir_dir is not None:
-                index_dir = options.get("index_dir") or Path("bench-results") / f"index-{beir_dir.resolve().name}"
+                index_dir: Path | StoreLocation = (
+                    service.location
+                    if settings.store is not None
+                    else options.get("index_dir") or Path("bench-results") / f"index-{beir_dir.resolve().name}"
+                )
                 figures: dict[str, Any] = run_beir(
                     beir_dir,
                     split,
@@ -308,7 +318,7 @@ def eval_command(
                 if service.stale_reason():
                     service.build(progress_bar())
                 figures = run_questions(
-                    questions_file, settings.index_dir, service.query_encoder, service.chunker, chosen, sample
+                    questions_file, service.location, service.query_encoder, service.chunker, chosen, sample
                 )
                 text = questions_table(figures)
         except QAError as exc:
@@ -368,10 +378,13 @@ def serve(host: str | None, port: int | None, **options: Any) -> None:
     from qa.server.app import create_app
 
     settings = _settings(host=host, port=port, **options)
+    location = store_location(settings)
     try:
-        current_build_id(settings.index_dir)
+        location.current_build_id()
     except QAError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        location.close()
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 
@@ -398,8 +411,11 @@ def mcp_command(**options: Any) -> None:
     from qa.mcp.stdio import run_stdio
 
     settings = _settings(**options)
+    location = store_location(settings)
     try:
-        current_build_id(settings.index_dir)
+        location.current_build_id()
     except QAError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        location.close()
     run_stdio(settings)

@@ -54,6 +54,7 @@ def request_help(name: str) -> str:
 
 
 def index_option(fn: F) -> F:
+    fn = click.option("--store", metavar="URL", help=setting_help("store"))(fn)
     return click.option(
         "--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), help=setting_help("index_dir")
     )(fn)

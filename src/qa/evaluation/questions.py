@@ -23,10 +23,10 @@ import pytrec_eval
 from qa.embedding.base import Embedder, Vectors
 from qa.errors import IndexStoreError, QAError
 from qa.evaluation.beir import Benchmark, Qrels, load_benchmark
-from qa.index.builds import current_build_id
-from qa.index.manifest import compatibility_problems, read_manifest
-from qa.index.pipeline import Progress, build_documents, expected_identity
-from qa.index.store import Index
+from qa.index.location import StoreLocation, locate
+from qa.index.manifest import compatibility_problems
+from qa.index.pipeline import Progress, expected_identity
+from qa.index.protocol import PassageStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.models import MODES, Answer, Mode, Result
 from qa.search.retrieval import Searcher
@@ -275,11 +275,11 @@ def evaluate_beir(
 
 def open_beir_index(
     benchmark: Benchmark,
-    index_dir: Path,
+    index_dir: Path | StoreLocation,
     embedder: Embedder,
     config: ChunkerConfig,
     progress: Progress | None = None,
-) -> Index:
+) -> PassageStore:
     """The index of a benchmark's corpus, built first unless ``index_dir`` already holds it.
 
     The corpus is chunked and embedded as the service is configured (``config``), so the
@@ -291,25 +291,31 @@ def open_beir_index(
 
 
 def _beir_build(
-    benchmark: Benchmark, index_dir: Path, embedder: Embedder, config: ChunkerConfig, progress: Progress | None
+    benchmark: Benchmark,
+    index_dir: Path | StoreLocation,
+    embedder: Embedder,
+    config: ChunkerConfig,
+    progress: Progress | None,
 ) -> Expected:
-    """Build the benchmark's corpus into ``index_dir`` unless it holds it already; what opening it expects."""
+    """Build the benchmark's corpus into ``index_dir`` (a folder or a database) unless it holds it already;
+    what opening it expects."""
     corpus = {"path": str(benchmark.path.resolve()), "sha256": benchmark.fingerprint()}
     expected = expected_identity(embedder, config)
+    location = locate(index_dir)
     try:
-        manifest = read_manifest(index_dir / current_build_id(index_dir))
+        manifest = location.live_manifest()
         fresh = not compatibility_problems(manifest, expected) and manifest.get("corpus") == corpus
     except IndexStoreError:
         fresh = False
     if not fresh:
-        build_documents(benchmark.documents, index_dir, embedder, config, corpus, progress)
+        location.build(benchmark.documents, embedder, config, corpus, progress)
     return expected
 
 
 def run_beir(
     path: Path,
     split: str,
-    index_dir: Path,
+    index_dir: Path | StoreLocation,
     embedder: Embedder,
     config: ChunkerConfig,
     modes: Sequence[Mode] = MODES,
@@ -341,7 +347,7 @@ def run_beir(
 
 def run_questions(
     path: Path,
-    index_dir: Path,
+    index_dir: Path | StoreLocation,
     embedder: Embedder,
     config: ChunkerConfig,
     modes: Sequence[Mode] = MODES,

@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -242,13 +242,18 @@ _BUILD_ID_KEYS = ("model", "chunker", "corpus")
 
 
 def _new_build_id(index_dir: Path, manifest: dict[str, Any]) -> str:
+    return new_build_id(manifest, lambda build_id: (index_dir / build_id).exists())
+
+
+def new_build_id(manifest: dict[str, Any], taken: Callable[[str], bool]) -> str:
+    """``<UTC time to the ms>-<hash of what was built>``, with ``-2``, ``-3``... while ``taken`` says so."""
     what = {k: manifest.get(k) for k in _BUILD_ID_KEYS}
     content = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:_BUILD_ID_HASH]
     now = time.time()
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}Z"
     build_id = f"{stamp}-{content}"
     n = 2
-    while (index_dir / build_id).exists():
+    while taken(build_id):
         build_id = f"{stamp}-{content}-{n}"
         n += 1
     return build_id

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -127,10 +127,8 @@ def _build(
     try:
         if callable(documents):  # a corpus folder, read with the cache open (extractions are kept there)
             documents = documents(cache)
-        chunker = Chunker(config, window=embedder)
-        passages, texts = chunk_with_cache(chunker, documents, cache, chunker_key(config, identity))
-        log.info("%d documents, %d passages", len(documents), len(passages))
-        vectors, embedded = embed_with_cache(embedder, texts, cache, progress)
+        prepared = prepare(documents, embedder, config, cache, progress, identity)
+        passages, vectors, embedded = prepared.passages, prepared.vectors, prepared.embedded
         manifest = {
             "model": identity,
             "chunker": config.describe(),
@@ -138,9 +136,7 @@ def _build(
             "embedded": embedded,
             "reused": len(passages) - embedded,
         }
-        # Sentences are embedded once here, so that answering needs no model call beyond the question.
-        spans = [(i, s, e) for i, passage in enumerate(passages) for s, e in split_sentences(passage.text)]
-        sentence_vectors, _ = embed_with_cache(embedder, [passages[i].text[s:e] for i, s, e in spans], cache)
+        spans, sentence_vectors = prepared.spans, prepared.sentence_vectors
         build_id = write_build(
             index_dir,
             documents,
@@ -166,6 +162,56 @@ def _build(
         seconds,
     )
     return BuildReport(build_id, len(documents), len(passages), seconds, embedded)
+
+
+class VectorSource(Protocol):
+    """Where a build finds vectors and passage boundaries it already has (:class:`EmbeddingCache`, or a database)."""
+
+    def get(self, keys: Sequence[str]) -> dict[str, Vectors]: ...
+
+    def put(self, keys: Sequence[str], vectors: Vectors) -> None: ...
+
+    def get_chunks(self, keys: Sequence[str]) -> dict[str, list[list[Any]]]: ...
+
+    def put_chunks(self, items: dict[str, list[list[Any]]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What any store writes for a build: passages, the texts embedded and their vectors, sentences."""
+
+    passages: list[Passage]
+    #: The text the model saw for each passage (with the title before it when titles are embedded).
+    texts: list[str]
+    vectors: Vectors
+    #: Passages whose vectors were computed now (the rest were reused).
+    embedded: int
+    #: Each passage's sentences: ``(passage index from 0, start, end)`` in its text.
+    spans: list[tuple[int, int, int]]
+    sentence_vectors: Vectors
+
+
+def prepare(
+    documents: Sequence[Document],
+    embedder: Embedder,
+    config: ChunkerConfig,
+    cache: VectorSource,
+    progress: Progress | None = None,
+    identity: dict[str, Any] | None = None,
+) -> Prepared:
+    """Chunk every document and embed its passages and their sentences, reusing what ``cache`` holds.
+
+    ``identity`` is the embedder's :func:`model_identity` when the caller has it already (it embeds a probe).
+    """
+    identity = identity if identity is not None else model_identity(embedder)
+    chunker = Chunker(config, window=embedder)
+    passages, texts = chunk_with_cache(chunker, documents, cache, chunker_key(config, identity))
+    log.info("%d documents, %d passages", len(documents), len(passages))
+    vectors, embedded = embed_with_cache(embedder, texts, cache, progress)
+    # Sentences are embedded once here, so that answering needs no model call beyond the question.
+    spans = [(i, s, e) for i, passage in enumerate(passages) for s, e in split_sentences(passage.text)]
+    sentence_vectors, _ = embed_with_cache(embedder, [passages[i].text[s:e] for i, s, e in spans], cache)
+    return Prepared(passages, texts, vectors, embedded, spans, sentence_vectors)
 
 
 def chunker_key(config: ChunkerConfig, identity: dict[str, Any]) -> str:
@@ -196,7 +242,7 @@ def chunk_key(key: str, chunker: Chunker, doc: Document) -> str:
 
 
 def chunk_with_cache(
-    chunker: Chunker, documents: Sequence[Document], cache: EmbeddingCache, key: str
+    chunker: Chunker, documents: Sequence[Document], cache: VectorSource, key: str
 ) -> tuple[list[Passage], list[str]]:
     """Passages of every document and the texts the model embeds for them.
 
@@ -234,7 +280,7 @@ def _passages_from_spans(doc: Document, spans: list[list[Any]]) -> list[Passage]
 
 
 def embed_with_cache(
-    embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache, progress: Progress | None = None
+    embedder: Embedder, texts: Sequence[str], cache: VectorSource, progress: Progress | None = None
 ) -> tuple[Vectors, int]:
     """Vectors for ``texts``, from the cache where it has them, else from the model; and how many were new.
 
@@ -271,6 +317,17 @@ def stale_reason(
         manifest = read_manifest(index_dir / current_build_id(index_dir))
     except IndexStoreError as exc:
         return str(exc)
+    return manifest_stale_reason(manifest, corpus_dir, embedder, config, vector_index)
+
+
+def manifest_stale_reason(
+    manifest: dict[str, Any],
+    corpus_dir: Path,
+    embedder: Embedder,
+    config: ChunkerConfig,
+    vector_index: VectorIndexMode = "auto",
+) -> str | None:
+    """Why a live build with this manifest no longer matches the corpus and settings (any store)."""
     expected = expected_identity(embedder, config)
     problems = compatibility_problems(manifest, expected)
     if problems:

@@ -21,7 +21,14 @@ from qa.citations.verify import VerifierCache
 from qa.config import Settings
 from qa.embedding.base import Embedder
 from qa.embedding.batching import MicroBatcher
-from qa.errors import IndexMismatchError, IndexNotFoundError, IndexStoreError, ModelError, QAError
+from qa.errors import (
+    IndexMismatchError,
+    IndexNotFoundError,
+    IndexStoreError,
+    ModelError,
+    QAError,
+    StoreUnavailableError,
+)
 from qa.index.protocol import PassageStore
 from qa.search.retrieval import Searcher
 from qa.server.live import Lease, LiveIndex, NotServing
@@ -89,7 +96,7 @@ def _start(state: AppState, service: Service) -> None:
     settings = state.settings
     expected = service.expected  # the first model call: loads it
     state.batcher = MicroBatcher(service.query_encoder, settings.batch_wait_ms / 1000, settings.max_batch)
-    live = LiveIndex(settings.index_dir, state.batcher, expected)
+    live = LiveIndex(service.location, state.batcher, expected)
     live.open()
     index = live.current()
     if index is not None:
@@ -152,6 +159,8 @@ def public_reason(exc: QAError) -> str:
         return (
             "the index was built with another model, dimension, chunker or format version: rebuild it with `qa build`"
         )
+    if isinstance(exc, StoreUnavailableError):
+        return "the database holding the index cannot be reached; try again shortly"
     if isinstance(exc, IndexStoreError):
         return "the index files are damaged or inconsistent: rebuild it with `qa build`"
     if isinstance(exc, ModelError):

@@ -21,7 +21,7 @@ from typing import Any
 
 from qa.embedding.base import Embedder
 from qa.errors import IndexStoreError, ModelError, QAError
-from qa.index.builds import current_build_id
+from qa.index.location import StoreLocation, locate
 from qa.index.protocol import PassageStore
 from qa.search.retrieval import Searcher
 from qa.service import open_searcher
@@ -72,8 +72,10 @@ class LiveIndex:
     :func:`qa.index.pipeline.expected_identity`); it is computed once, by the caller.
     """
 
-    def __init__(self, index_dir: Path, embedder: Embedder, expected: dict[str, Any]) -> None:
-        self.index_dir = index_dir
+    def __init__(self, index_dir: Path | StoreLocation, embedder: Embedder, expected: dict[str, Any]) -> None:
+        #: Where builds live: the index folder, or a database (where every replica sees the same live build).
+        self.location = locate(index_dir)
+        self.index_dir = self.location.where
         self.embedder = embedder
         self.expected = expected
         #: Why nothing is being served (``None`` while a build is open).
@@ -128,10 +130,10 @@ class LiveIndex:
             open_index = self.current()
             previous = open_index.build_id if open_index is not None else None
             try:
-                build_id = current_build_id(self.index_dir)
+                build_id = self.location.current_build_id()
                 if build_id == previous and not force:
                     return ReloadResult(False, build_id, previous)
-                searcher = open_searcher(self.index_dir, self.embedder, self.expected, build_id)
+                searcher = open_searcher(self.location, self.embedder, self.expected, build_id)
             except (IndexStoreError, ModelError) as exc:
                 self._failed(exc, previous)
                 raise
@@ -154,7 +156,7 @@ class LiveIndex:
         (an explicit :meth:`reload` always tries).
         """
         try:
-            build_id = current_build_id(self.index_dir)
+            build_id = self.location.current_build_id()
         except IndexStoreError:
             return  # nothing new to switch to
         open_index = self.current()
@@ -182,6 +184,7 @@ class LiveIndex:
             idle = build is not None and build.users == 0
         if build is not None and idle:
             build.searcher.index.close()
+        self.location.close()
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -211,7 +214,7 @@ class LiveIndex:
 
     def _failed(self, exc: QAError, previous: str | None) -> None:
         try:
-            self._failed_build = current_build_id(self.index_dir)
+            self._failed_build = self.location.current_build_id()
         except IndexStoreError:
             self._failed_build = None
         if previous is None:

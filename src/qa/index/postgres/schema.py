@@ -1,0 +1,134 @@
+"""The tables of the PostgreSQL store: a registry of builds, the live pointer, and one schema per build.
+
+::
+
+    qa.builds (build_id, schema_name, manifest jsonb, created_at)   every complete build
+    qa.live   (id = 1, build_id)                                    the build every replica serves
+    qa_b_<build>.documents   doc_id, metadata, text, cleaned, folded author/outlet, BM25 length
+    qa_b_<build>.passages    position 1..n, passage_id, offsets, text, embedding vector(d), text_key
+    qa_b_<build>.sentences   (position, start) -> end, vector (float32 bytes), text_key
+    qa_b_<build>.postings    (lexeme, position) -> tf in title, tf in text     [BM25 of passages]
+    qa_b_<build>.terms       lexeme -> idf
+    qa_b_<build>.doc_postings, doc_terms                                     [BM25 of documents]
+    qa_b_<build>.stats       one row: passages, documents, their mean BM25 lengths
+
+A build's schema is created and filled in one transaction and registered in ``qa.builds``
+in it; making it live is a second, one-row transaction on ``qa.live``; a dropped build is
+``DROP SCHEMA ... CASCADE``. ``text_key`` (sha256 of the text the model saw) lets the next
+build reuse vectors instead of embedding again.
+"""
+
+from __future__ import annotations
+
+import re
+
+from psycopg import sql
+
+#: Registry and live pointer, created once per database.
+REGISTRY = """
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE SCHEMA IF NOT EXISTS qa;
+CREATE TABLE IF NOT EXISTS qa.builds (
+    build_id    TEXT PRIMARY KEY,
+    schema_name TEXT NOT NULL UNIQUE,
+    manifest    JSONB NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS qa.live (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    build_id TEXT NOT NULL REFERENCES qa.builds(build_id)
+);
+"""
+
+#: One build's tables, before loading (indexes come after COPY). ``{dimension}`` is an int.
+BUILD_TABLES = """
+CREATE TABLE {schema}.documents (
+    doc_id      TEXT PRIMARY KEY,
+    source      TEXT NOT NULL,
+    title       TEXT NOT NULL,
+    author      TEXT,
+    url         TEXT,
+    published   TEXT,
+    outlet      TEXT,
+    sha256      TEXT NOT NULL,
+    encoding    TEXT NOT NULL,
+    format      TEXT NOT NULL,
+    pages       TEXT,
+    text        TEXT NOT NULL,
+    cleaned     TEXT NOT NULL,
+    author_fold TEXT NOT NULL,
+    outlet_fold TEXT NOT NULL,
+    day         TEXT NOT NULL,
+    length      INTEGER NOT NULL,
+    n_passages  INTEGER NOT NULL
+);
+CREATE TABLE {schema}.passages (
+    position   INTEGER PRIMARY KEY,
+    passage_id TEXT NOT NULL,
+    doc_id     TEXT NOT NULL,
+    ordinal    INTEGER NOT NULL,
+    start      INTEGER NOT NULL,
+    "end"      INTEGER NOT NULL,
+    section    TEXT,
+    n_tokens   INTEGER NOT NULL,
+    text       TEXT NOT NULL,
+    length     INTEGER NOT NULL,
+    text_key   TEXT NOT NULL,
+    embedding  vector({dimension}) NOT NULL
+);
+CREATE TABLE {schema}.sentences (
+    position INTEGER NOT NULL,
+    start    INTEGER NOT NULL,
+    "end"    INTEGER NOT NULL,
+    text_key TEXT NOT NULL,
+    vector   BYTEA NOT NULL,
+    PRIMARY KEY (position, start)
+);
+CREATE TABLE {schema}.postings (lexeme TEXT NOT NULL, position INTEGER NOT NULL, tf_title INTEGER NOT NULL,
+                                tf_text INTEGER NOT NULL);
+CREATE TABLE {schema}.doc_postings (lexeme TEXT NOT NULL, doc_id TEXT NOT NULL, tf_title INTEGER NOT NULL,
+                                    tf_text INTEGER NOT NULL);
+"""
+
+#: After loading: keys, lookups, term statistics. ``idf`` is FTS5's: ln((N - df + 0.5) / (df + 0.5)),
+#: and 1e-6 where that is not positive (a term in more than half the rows).
+BUILD_INDEXES = """
+CREATE UNIQUE INDEX ON {schema}.passages (passage_id);
+CREATE UNIQUE INDEX ON {schema}.passages (doc_id, ordinal);
+CREATE INDEX ON {schema}.sentences (text_key);
+CREATE INDEX ON {schema}.passages (text_key);
+CREATE INDEX ON {schema}.postings (lexeme);
+CREATE INDEX ON {schema}.doc_postings (lexeme);
+CREATE TABLE {schema}.stats AS SELECT
+    (SELECT count(*) FROM {schema}.passages) AS passages,
+    (SELECT coalesce(avg(length), 0)::float8 FROM {schema}.passages) AS passage_length,
+    (SELECT count(*) FROM {schema}.documents) AS documents,
+    (SELECT coalesce(avg(length), 0)::float8 FROM {schema}.documents) AS document_length;
+CREATE TABLE {schema}.terms AS
+    SELECT lexeme, greatest(ln((s.passages - count(*) + 0.5) / (count(*) + 0.5)), 1e-6)::float8 AS idf
+    FROM {schema}.postings, {schema}.stats s GROUP BY lexeme, s.passages;
+CREATE TABLE {schema}.doc_terms AS
+    SELECT lexeme, greatest(ln((s.documents - count(*) + 0.5) / (count(*) + 0.5)), 1e-6)::float8 AS idf
+    FROM {schema}.doc_postings, {schema}.stats s GROUP BY lexeme, s.documents;
+ALTER TABLE {schema}.terms ADD PRIMARY KEY (lexeme);
+ALTER TABLE {schema}.doc_terms ADD PRIMARY KEY (lexeme);
+"""
+
+#: pgvector HNSW over inner product (vectors are normalised, so it ranks as cosine).
+HNSW_INDEX = (
+    "CREATE INDEX ON {schema}.passages USING hnsw (embedding vector_ip_ops) WITH (m = {m}, ef_construction = {ef})"
+)
+
+_SCHEMA_PREFIX = "qa_b_"
+
+
+def schema_name(build_id: str) -> str:
+    """The schema of a build: ``qa_b_`` and the build id lower-cased, anything but ``[a-z0-9]`` as ``_``."""
+    return _SCHEMA_PREFIX + re.sub(r"[^a-z0-9]", "_", build_id.lower())[:50]
+
+
+def render(template: str, schema: str, **numbers: int) -> sql.Composed:
+    """A DDL template with the schema as a quoted identifier and integers as literals (never text)."""
+    return sql.SQL(template).format(
+        schema=sql.Identifier(schema), **{k: sql.Literal(int(v)) for k, v in numbers.items()}
+    )
