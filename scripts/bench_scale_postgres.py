@@ -12,7 +12,8 @@ and seed. Queries: SciFact test questions and held-out noisy copies, as there.
 A local server from the pinned wheel (:class:`qa.index.postgres.server.LocalPostgres`) is
 started over a temporary folder with ``shared_buffers`` and ``maintenance_work_mem`` raised
 (``--shared-buffers``, ``--maintenance-work-mem``: the HNSW graph must fit in the latter or
-pgvector builds it far more slowly on disk). The build's own DDL (``BUILD_TABLES``,
+pgvector builds it far more slowly on disk; ``max_wal_size`` 8GB and ``synchronous_commit``
+off keep checkpoints out of the load). The build's own DDL (``BUILD_TABLES``,
 ``BUILD_INDEXES``, ``HNSW_INDEX`` with the store's ``HNSW_M`` and ``HNSW_EF_CONSTRUCTION``)
 makes the tables; passages are loaded with binary COPY (synthetic ids and a one-word text,
 the real vectors), ten per document; documents carry an author chosen so that a filter
