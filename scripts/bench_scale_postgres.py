@@ -45,14 +45,21 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_scale import OUT, collection, log, noise_report, noisy_copies, real_vectors, recall
+from bench_scale import OUT, collection, log, measure, noise_report, noisy_copies, real_vectors, recall
 from qa.environment import hugging_face_offline
 from qa.index.filters import Filters
 from qa.index.postgres import store as pg_store
 from qa.index.postgres.connection import Pool
 from qa.index.postgres.schema import BUILD_INDEXES, BUILD_TABLES, HNSW_INDEX, render
 from qa.index.postgres.server import LocalPostgres
-from qa.index.vectors import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, VectorIndexSpec
+from qa.index.vectors import (
+    HNSW_EF_CONSTRUCTION,
+    HNSW_EF_SEARCH,
+    HNSW_M,
+    HNSW_THRESHOLD,
+    VectorIndexSpec,
+    choose_vector_index,
+)
 
 SCHEMA = "qa_b_scale"
 PER_DOCUMENT = 10  # passages per synthetic document: a round number; only the share a filter allows matters
@@ -236,6 +243,8 @@ def main() -> None:
     parser.add_argument("--shared-buffers", default="4GB")
     parser.add_argument("--maintenance-work-mem", default="4GB")
     parser.add_argument("--json", type=Path, default=OUT / "scale-postgres.json")
+    parser.add_argument("--faiss", action="store_true", help="also the embedded store's FAISS HNSW, same vectors")
+    parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL (with --faiss)")
     args = parser.parse_args()
     hugging_face_offline()
     OUT.mkdir(exist_ok=True)
@@ -262,6 +271,15 @@ def main() -> None:
     def save() -> None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 
+    if args.faiss:  # bench_scale.py's measurement of the embedded store's default HNSW, at its efSearch
+        exact = {kind: exact_top(vectors, qs, 100) for kind, qs in queries.items()}
+        spec = choose_vector_index(HNSW_THRESHOLD + 1)
+        report["faiss"] = measure(vectors, spec, queries, exact, [spec.ef_search], "faiss-hnsw", args.queries)
+        report["faiss"]["faiss_version"] = faiss.__version__
+        save()
+    if args.no_postgres:
+        log(f"wrote {args.json}")
+        return
     with tempfile.TemporaryDirectory(prefix="qa-pgscale-") as tmp:
         Path(tmp).chmod(0o755)  # the server's unprivileged user must reach its data folder
         data_dir = Path(tmp) / "data"
