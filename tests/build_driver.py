@@ -57,18 +57,18 @@ def main(corpus: Path, index: str, marker: Path, stage: str) -> None:
 
         builds.write_vectors = stalled
     elif stage == "postgres-writing":
-        from qa.index.postgres import builds as postgres_builds
+        from qa.index.postgres import loading as postgres_loading
         from qa.index.postgres.builds import PostgresLocation
 
-        render = postgres_builds.render
+        render = postgres_loading.render
 
         def stalled_render(template: str, schema: str, **numbers: int) -> object:
-            if template == postgres_builds.BUILD_INDEXES:  # rows copied, inside the build's transaction
+            if template == postgres_loading.BUILD_INDEXES:  # rows copied, inside the build's transaction
                 marker.write_text("postgres-writing")
                 time.sleep(STALL_SECONDS)
             return render(template, schema, **numbers)
 
-        postgres_builds.render = stalled_render  # type: ignore[assignment]
+        postgres_loading.render = stalled_render  # type: ignore[assignment]
         PostgresLocation(index).build_corpus(corpus, FakeEmbedder(), ChunkerConfig())
         return
     else:

@@ -21,7 +21,6 @@ from qa import __version__
 from qa.citations.formats import markdown_report
 from qa.citations.verify import Verifier
 from qa.cli.options import (
-    MAX_RELOAD_INTERVAL,
     filter_options,
     index_option,
     mode_option,
@@ -44,7 +43,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("qa")
 
 
-def _settings(**overrides: Any) -> Settings:
+def command_settings(**overrides: Any) -> Settings:
     """Settings from ``QA_*`` variables, with the options given on the command line on top."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
@@ -92,7 +91,7 @@ def build(if_stale: bool, **options: Any) -> None:
     qa build --corpus seeds --index index
     QA_MODEL=/models/bge-small-en-v1.5 qa build --max-tokens 200
     """
-    settings = _settings(**options)
+    settings = command_settings(**options)
     with Service.from_settings(settings) as service:
         try:
             if if_stale:
@@ -130,7 +129,7 @@ def rollback_command(**options: Any) -> None:
     \b
     qa rollback --index index
     """
-    settings = _settings(**options)
+    settings = command_settings(**options)
     with Service.from_settings(settings) as service:
         try:
             before, after = service.rollback()
@@ -182,7 +181,7 @@ def ask(
     qa ask "Why did India reject an Asian NATO?" --k 3 --format markdown >> report.md
     qa ask "What did Jaishankar say?" --mode lexical --author Jaishankar --published-from 2024-09-01
     """
-    settings = _settings(**options)
+    settings = command_settings(**options)
     filters = Filters(doc_ids or None, author, outlet, published_from, published_to)
     try:
         check_question(question, k or settings.default_k)  # the API's checks, before the model loads
@@ -219,7 +218,7 @@ def verify_command(draft: Any, as_json: bool, **options: Any) -> None:
     qa verify report.md
     qa ask "Why did India reject an Asian NATO?" --format markdown | qa verify -
     """
-    settings = _settings(**options)
+    settings = command_settings(**options)
     text = draft.read()
     try:
         location = store_location(settings)
@@ -294,7 +293,7 @@ def eval_command(
     if (beir_dir is None) == (questions_file is None):
         raise click.UsageError("give exactly one of --beir DIR or --questions FILE")
     chosen = [check_mode(m) for m in modes] or list(MODES)
-    settings = _settings(**options)
+    settings = command_settings(**options)
     with Service.from_settings(settings) as service:
         try:
             if beir_dir is not None:
@@ -339,7 +338,7 @@ def export_onnx(model: str | None, force: bool) -> None:
     qa export-onnx
     QA_QUERY_ENCODER=onnx-int8 qa serve
     """
-    settings = _settings(model=model)
+    settings = command_settings(model=model)
     try:
         folder, meta = export_model(settings.model, force=force)
     except QAError as exc:
@@ -348,74 +347,3 @@ def export_onnx(model: str | None, force: bool) -> None:
     for name, info in sorted(meta["files"].items()):
         click.echo(f"  {name}  {info['bytes'] / 1e6:.1f} MB  sha256 {info['sha256']}")
     click.echo(f"  from {meta['identity']['name']} ({meta['identity']['revision']}), opset {meta['opset']}")
-
-
-@main.command()
-@index_option
-@model_options
-@click.option("--host", help=setting_help("host"))
-@click.option("--port", type=setting_range("port"), help=setting_help("port"))
-@click.option(
-    "--reload-interval",
-    type=setting_range("reload_interval", MAX_RELOAD_INTERVAL),
-    help=setting_help("reload_interval"),
-)
-@click.option("--inference-threads", type=setting_range("inference_threads"), help=setting_help("inference_threads"))
-def serve(host: str | None, port: int | None, **options: Any) -> None:
-    """Serve an existing index over HTTP (OpenAPI docs at /docs).
-
-    A new build (``qa build`` in another shell) is picked up within the reload
-    interval; requests in flight finish on the old one. Health at /healthz and
-    /readyz, Prometheus metrics at /metrics. See docs/operations.md.
-
-    \b
-    qa serve --index index --host 127.0.0.1 --port 8000
-    curl '127.0.0.1:8000/ask?q=Who+proposed+an+Asian+NATO%3F&k=3'
-    QA_ADMIN_TOKEN=... qa serve   # enables POST /admin/reload
-    """
-    import uvicorn
-
-    from qa.server.app import create_app
-
-    settings = _settings(host=host, port=port, **options)
-    location = store_location(settings)
-    try:
-        location.current_build_id()
-    except QAError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        location.close()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
-
-
-@main.command("mcp")
-@index_option
-@model_options
-@click.option(
-    "--reload-interval",
-    type=setting_range("reload_interval", MAX_RELOAD_INTERVAL),
-    help=setting_help("reload_interval"),
-)
-@click.option("--inference-threads", type=setting_range("inference_threads"), help=setting_help("inference_threads"))
-def mcp_command(**options: Any) -> None:
-    """Serve an existing index to an AI assistant over MCP (stdio).
-
-    The assistant starts this command and talks JSON-RPC on its stdin and stdout; logs go
-    to stderr. The tools (ask, get_passage, cite, verify_quotes, list_documents) answer as
-    the HTTP API does, from the same live build; `qa serve` answers MCP at /mcp too.
-
-    \b
-    qa mcp --index index
-    {"command": "/path/to/.venv/bin/qa", "args": ["mcp", "--index", "/path/to/index"]}  # in an assistant's config
-    """
-    from qa.mcp.stdio import run_stdio
-
-    settings = _settings(**options)
-    location = store_location(settings)
-    try:
-        location.current_build_id()
-    except QAError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        location.close()
-    run_stdio(settings)

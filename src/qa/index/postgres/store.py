@@ -110,16 +110,18 @@ class PostgresStore:
 
     # -- retrieval --------------------------------------------------------------------------
 
+    def _allowed(self, active: Filters | None) -> tuple[sql.Composable, list[Any]]:
+        """The condition on passages ``p`` that keeps the documents ``active`` allows, and its parameters."""
+        if active is None:
+            return sql.SQL("true"), []
+        condition, params = filter_condition(active)
+        where = sql.SQL("p.doc_id IN (SELECT d.doc_id FROM {s}.documents d WHERE {c})").format(s=self._s, c=condition)
+        return where, params
+
     def dense(self, query: Vectors, k: int, filters: Filters | None = None) -> list[ScoredPassage]:
         q = vector_literal(query)
         active = filters if filters is not None and filters.active() else None
-        where: sql.Composable = sql.SQL("true")
-        params: list[Any] = []
-        if active is not None:
-            condition, params = filter_condition(active)
-            where = sql.SQL("p.doc_id IN (SELECT d.doc_id FROM {s}.documents d WHERE {c})").format(
-                s=self._s, c=condition
-            )
+        where, params = self._allowed(active)
         exact = sql.SQL(
             "SELECT p.position, p.passage_id, p.doc_id, -(p.embedding <#> %s::vector) AS score "
             "FROM {s}.passages p WHERE {w} ORDER BY score DESC, p.position LIMIT %s"
@@ -149,13 +151,7 @@ class PostgresStore:
         if not lexemes:
             return []
         active = filters if filters is not None and filters.active() else None
-        where: sql.Composable = sql.SQL("true")
-        params: list[Any] = []
-        if active is not None:
-            condition, params = filter_condition(active)
-            where = sql.SQL("p.doc_id IN (SELECT d.doc_id FROM {s}.documents d WHERE {c})").format(
-                s=self._s, c=condition
-            )
+        where, params = self._allowed(active)
         query = sql.SQL(
             "SELECT p.position, p.passage_id, p.doc_id, b.score FROM ({bm25}) b "
             "JOIN {s}.passages p ON p.position = b.position WHERE {w} ORDER BY b.score DESC, p.position LIMIT %s"
