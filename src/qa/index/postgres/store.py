@@ -122,11 +122,16 @@ class PostgresStore:
         q = vector_literal(query)
         active = filters if filters is not None and filters.active() else None
         where, params = self._allowed(active)
-        exact = sql.SQL(
-            "SELECT p.position, p.passage_id, p.doc_id, -(p.embedding <#> %s::vector) AS score "
-            "FROM {s}.passages p WHERE {w} ORDER BY score DESC, p.position LIMIT %s"
-        ).format(s=self._s, w=where)
-        if not self._hnsw or (active is not None and self._allowed_count(active) <= EXACT_FILTERED):
+        few = self._few_allowed(active) if self._hnsw and active is not None else None
+        if few is not None:
+            # By document id, so the planner reads the allowed passages through the (doc_id, ordinal)
+            # index: with the documents subquery it scanned all 1M passages (docs/scaling.md).
+            where, params = sql.SQL("p.doc_id = ANY(%s)"), [few]
+        if not self._hnsw or few is not None:
+            exact = sql.SQL(
+                "SELECT p.position, p.passage_id, p.doc_id, -(p.embedding <#> %s::vector) AS score "
+                "FROM {s}.passages p WHERE {w} ORDER BY score DESC, p.position LIMIT %s"
+            ).format(s=self._s, w=where)
             rows = self._rows(exact, [q, *params, k])
         else:
             graph = sql.SQL(
@@ -255,12 +260,12 @@ class PostgresStore:
         statement = sql.SQL(query).format(s=self._s) if isinstance(query, str) else query
         return self._pool.run(lambda conn: conn.execute(statement, params).fetchall())
 
-    def _allowed_count(self, filters: Filters) -> int:
+    def _few_allowed(self, filters: Filters) -> list[str] | None:
+        """The ids of the documents ``filters`` allows when they hold at most EXACT_FILTERED passages, else ``None``."""
         condition, params = filter_condition(filters)
-        query = sql.SQL("SELECT coalesce(sum(d.n_passages), 0) FROM {s}.documents d WHERE {c}").format(
-            s=self._s, c=condition
-        )
-        return int(self._rows(query, params)[0][0])
+        query = sql.SQL("SELECT d.doc_id, d.n_passages FROM {s}.documents d WHERE {c}").format(s=self._s, c=condition)
+        rows = self._rows(query, params)
+        return [str(d) for d, _ in rows] if sum(int(n) for _, n in rows) <= EXACT_FILTERED else None
 
     def _bm25_sql(self, condition: str) -> sql.Composed:
         """``(position, score)`` of the passages holding any of the lexemes, FTS5's bm25() with weights."""
