@@ -38,6 +38,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -67,6 +68,11 @@ SCIFACT = ROOT.parent / "shared" / "bench" / "scifact"
 TARGET_P50_MS, TARGET_P99_MS = 25.0, 60.0
 #: The two author filters and the share of documents each allows.
 FILTERS = {"alpha": 0.01, "beta": 0.20}
+
+
+def git_commit() -> str:
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    return found.stdout.strip()
 
 
 def log(message: str) -> None:
@@ -286,6 +292,8 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.03, help="per-dimension noise of a copy's vectors")
     parser.add_argument("--queries", type=int, default=300, help="SciFact test questions asked")
     parser.add_argument("--work", type=Path, default=OUT / "scale-ask", help="where grown builds are written")
+    parser.add_argument("--reuse", action="store_true", help="measure builds grown by an earlier run")
+    parser.add_argument("--grow-only", action="store_true", help="grow the builds, measure nothing")
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "bench-scale-ask.json")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -295,6 +303,7 @@ def main() -> None:
     base = read_base(base_dir)
     report: dict[str, Any] = {
         "base": {"build": base_dir.name, "passages": len(base["passages"]), "sentences": len(base["spans"])},
+        "commit": git_commit(),
         "noise": args.noise,
         "questions": len(questions),
         "cpus": os.cpu_count(),
@@ -303,8 +312,15 @@ def main() -> None:
     }
     for n in [int(s) for s in args.sizes.split(",")]:
         index_dir = args.work / f"index-{n}"
-        made = grow(base, n, args.noise, seed=n, index_dir=index_dir)
+        about = index_dir / "grown.json"
+        if args.reuse and about.is_file():
+            made = json.loads(about.read_text())
+        else:
+            made = grow(base, n, args.noise, seed=n, index_dir=index_dir)
+            about.write_text(json.dumps(made))
         entry: dict[str, Any] = {"grown": made}
+        if args.grow_only:
+            continue
         entry["in_process"] = in_process(index_dir, questions)
         log(f"  in process: {entry['in_process']}")
         entry["http"] = over_http(index_dir, questions, args.work)
