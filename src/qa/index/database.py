@@ -18,6 +18,8 @@ import numpy as np
 
 from qa.embedding.base import Vectors
 from qa.errors import IndexCorruptError, IndexStoreError
+from qa.index.lexicon import TOKENIZE
+from qa.index.postings import write_postings
 from qa.ingest.chunking import Passage
 from qa.ingest.cleaning import cleaned_text
 from qa.ingest.documents import Document
@@ -26,7 +28,7 @@ from qa.ingest.extract import PageSpan
 #: ``([(passage index from 0, start, end), ...], vectors)``: the sentences of a build's passages.
 Sentences = tuple[Sequence[tuple[int, int, int]], Vectors]
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE documents (
     doc_id     TEXT PRIMARY KEY,
     source     TEXT NOT NULL,
@@ -65,8 +67,8 @@ CREATE TABLE sentences (
     vector     BLOB NOT NULL,
     PRIMARY KEY (passage, start)
 ) WITHOUT ROWID;
-CREATE VIRTUAL TABLE passages_fts USING fts5(title, text, content='', tokenize='porter unicode61');
-CREATE VIRTUAL TABLE documents_fts USING fts5(title, text, content='', tokenize='porter unicode61');
+CREATE VIRTUAL TABLE passages_fts USING fts5(title, text, content='', tokenize='{TOKENIZE}');
+CREATE VIRTUAL TABLE documents_fts USING fts5(title, text, content='', tokenize='{TOKENIZE}');
 """
 PASSAGE_COLUMNS = 'rowid, passage_id, doc_id, ordinal, start, "end", section, n_tokens, text'
 DOCUMENT_COLUMNS = "doc_id, source, title, author, url, published, outlet, sha256, encoding, format, pages"
@@ -237,6 +239,7 @@ def write_database(
             "INSERT INTO documents_fts (rowid, title, text) "
             "SELECT rowid, title, CASE WHEN cleaned = '' THEN text ELSE cleaned END FROM documents"
         )
+        write_postings(db, len(passages))
         db.commit()
     finally:
         db.close()

@@ -12,9 +12,11 @@ import itertools
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from qa.embedding.base import Vectors
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexStoreError
@@ -24,6 +26,7 @@ from qa.index.filters import Filters
 from qa.index.integrity import check_files
 from qa.index.layout import DATABASE, VECTORS
 from qa.index.manifest import Manifest, check_manifest, compatibility_problems, read_manifest
+from qa.index.postings import Postings
 from qa.index.protocol import PassageScores, ScoredPassage, SentenceVectors, Weights
 from qa.index.queries import BuildDatabase, match_expression
 from qa.index.vectors import read_vectors, reconstruct, search_vectors
@@ -43,6 +46,9 @@ class Index:
         self._vectors = vectors
         self.vector_spec = manifest.vectors
         self._documents = self._db.documents()
+        #: The build's postings (passage BM25 bounded by the query's terms); ``None`` for a build
+        #: written without them, which FTS5 scores as before.
+        self._postings = Postings.open(self._db)
         #: Per request thread: the last filter's allowed positions and the last BM25 pass.
         self._recent = threading.local()
 
@@ -128,7 +134,14 @@ class Index:
         if match is None:
             return []
         active = filters if filters is not None and filters.active() else None
-        return self._scored(list(itertools.islice(self._bm25(match, weights, active).items(), k)))
+        held = self._postings.terms(terms) if self._postings is not None else None
+        if self._postings is None or held is None:
+            return self._scored(list(itertools.islice(self._bm25(match, weights, active).items(), k)))
+        allowed = self._allowed(active)
+        if allowed is not None and not allowed:
+            return []
+        mask = None if active is None else self._recent.allowed.mask(self.passage_count)
+        return self._scored(self._postings.top(held, k, weights, mask))
 
     def scores(
         self,
@@ -145,7 +158,10 @@ class Index:
             cosines = {p: float(c) for p, c in zip(ids, values, strict=True)}
         bm25: dict[int, float] = {}
         match = match_expression(terms or ())
-        if match is not None:
+        held = self._postings.terms(terms or ()) if self._postings is not None and match is not None else None
+        if self._postings is not None and held is not None:
+            bm25 = self._postings.scores(held, [positions[p] for p in ids], weights)
+        elif match is not None:
             bm25 = self._bm25_covering(match, weights, [positions[p] for p in ids])
         return {p: PassageScores(cosines.get(p), bm25.get(positions[p])) for p in ids}
 
@@ -246,6 +262,15 @@ class _Allowed:
     filters: Filters
     positions: list[int]
     members: frozenset[int]
+    _mask: list[np.ndarray] = field(default_factory=list, compare=False)
+
+    def mask(self, passages: int) -> np.ndarray:
+        """The allowed positions as a mask indexed by position (0..passages), made once."""
+        if not self._mask:
+            mask = np.zeros(passages + 1, dtype=bool)
+            mask[self.positions] = True
+            self._mask.append(mask)
+        return self._mask[0]
 
 
 @dataclass(frozen=True)

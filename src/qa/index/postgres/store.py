@@ -23,7 +23,7 @@ from qa.embedding.base import Vectors
 from qa.errors import IndexStoreError
 from qa.index.database import DocumentRecord, PassageRecord
 from qa.index.filters import Filters, fold
-from qa.index.lexicon import query_lexemes
+from qa.index.lexicon import K1, B, query_lexemes
 from qa.index.manifest import Manifest
 from qa.index.postgres.connection import Pool
 from qa.index.protocol import PassageScores, ScoredPassage, SentenceVectors, Weights
@@ -34,8 +34,6 @@ from qa.index.vectors import HNSW_EF_SEARCH
 EXACT_FILTERED = 20_000
 #: pgvector's largest hnsw.ef_search; a k above it is served by the iterative scan.
 MAX_EF_SEARCH = 1000
-#: BM25's constants, as FTS5's bm25() fixes them.
-K1, B = 1.2, 0.75
 
 _PASSAGE = 'p.position, p.passage_id, p.doc_id, p.ordinal, p.start, p."end", p.section, p.n_tokens, p.text'
 _DOCUMENT = (

@@ -1,0 +1,216 @@
+"""Passage BM25 from postings the build derives from FTS5's own index: work bounded by the query's terms.
+
+Asking FTS5 for the best ``k`` passages makes it score and sort every passage holding any
+query term (``ORDER BY bm25()`` has no shortcut), so the lexical side of a question grew
+with the corpus: 12 ms of a 32 ms hybrid answer on SciFact's 22,233 passages
+(docs/benchmarks.md, "Speed"). Instead the build writes, for each term FTS5 indexed, the
+passages holding it (positions, ascending) with the term's count in the title and text
+columns, and each passage's length in tokens; a question reads the lists of its few terms
+and scores them with numpy, with FTS5's formula (:func:`qa.index.lexicon.bm25`).
+
+The lists are read from FTS5's index itself (an ``fts5vocab`` table), and a question's terms
+are cut by FTS5 too (:func:`fts5_tokens`): every term and count is FTS5's tokenisation, not
+a rewrite of it (:func:`qa.index.lexicon.tokens` stems "pathology" to "pathologi" where FTS5
+has "patholog", which moved 17 of SciFact's 1,109 queries). A query term that is not exactly
+one token (FTS5 would search it as a phrase) makes the caller fall back to FTS5. Scores are
+summed in query-term order from the same doubles FTS5 uses, so they equal its ``-bm25()``
+(``tests/index/test_postings.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from qa.index.lexicon import TOKENIZE, bm25, idf
+
+SCHEMA = """
+-- Each term FTS5 indexed in passages_fts: the positions of the passages holding it (int32,
+-- ascending) and its count in their title and text columns (int32 each).
+CREATE TABLE postings (
+    term       TEXT PRIMARY KEY,
+    positions  BLOB NOT NULL,
+    title_tf   BLOB NOT NULL,
+    text_tf    BLOB NOT NULL
+);
+-- One row: passages, their tokens in all, and each passage's tokens (int32, index = position).
+CREATE TABLE postings_stats (
+    passages   INTEGER NOT NULL,
+    tokens     INTEGER NOT NULL,
+    lengths    BLOB NOT NULL
+);
+"""
+#: Rows of the vocabulary read per fetch while a build writes the postings.
+_FETCH = 65_536
+#: Query terms whose FTS5 tokens are remembered: a question's words recur, and each new one
+#: costs an insert into a scratch FTS5 table (about 0.05 ms); 65,536 short strings, a few MiB.
+_TOKEN_CACHE = 65_536
+_scratch = threading.local()
+
+
+@functools.lru_cache(maxsize=_TOKEN_CACHE)
+def fts5_tokens(term: str) -> tuple[str, ...]:
+    """The tokens FTS5 (``tokenize`` :data:`~qa.index.lexicon.TOKENIZE`) cuts ``term`` into, in order."""
+    db: sqlite3.Connection | None = getattr(_scratch, "db", None)
+    if db is None:
+        db = sqlite3.connect(":memory:")
+        db.execute(f"CREATE VIRTUAL TABLE scratch USING fts5(x, tokenize='{TOKENIZE}')")
+        db.execute("CREATE VIRTUAL TABLE scratch_vocab USING fts5vocab(scratch, instance)")
+        _scratch.db = db
+    with db:
+        db.execute("INSERT INTO scratch (rowid, x) VALUES (1, ?)", (term,))
+        found = tuple(str(t) for (t,) in db.execute("SELECT term FROM scratch_vocab WHERE doc = 1 ORDER BY offset"))
+        db.execute("DELETE FROM scratch WHERE rowid = 1")
+    return found
+
+
+def write_postings(db: sqlite3.Connection, passages: int) -> None:
+    """Write the postings of ``passages_fts`` (rows 1..``passages``) into ``db``, from FTS5's own index."""
+    db.executescript(SCHEMA)
+    db.execute("CREATE VIRTUAL TABLE temp.passages_vocab USING fts5vocab(main, passages_fts, instance)")
+    lengths = np.zeros(passages + 1, dtype=np.int32)
+    writer = db.cursor()
+    # One row per token occurrence, ordered by term, then passage, column and offset.
+    reader = db.execute("SELECT term, doc, col = 'text' FROM temp.passages_vocab")
+    term: str | None = None
+    docs: list[int] = []
+    in_text: list[int] = []
+
+    def flush() -> None:
+        rows = np.asarray(docs, dtype=np.int32)
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(rows)) + 1))
+        counts = np.diff(np.append(starts, len(rows))).astype(np.int32)
+        text_tf = np.add.reduceat(np.asarray(in_text, dtype=np.int32), starts).astype(np.int32)
+        positions = rows[starts]
+        lengths[positions] += counts
+        writer.execute(
+            "INSERT INTO postings VALUES (?, ?, ?, ?)",
+            (term, positions.tobytes(), (counts - text_tf).tobytes(), text_tf.tobytes()),
+        )
+
+    while rows := reader.fetchmany(_FETCH):
+        for found, doc, text in rows:
+            if found != term:
+                if term is not None:
+                    flush()
+                term, docs, in_text = found, [], []
+            docs.append(doc)
+            in_text.append(text)
+    if term is not None:
+        flush()
+    db.execute("DROP TABLE temp.passages_vocab")
+    db.execute("INSERT INTO postings_stats VALUES (?, ?, ?)", (passages, int(lengths.sum()), lengths.tobytes()))
+
+
+class Reader(Protocol):
+    """What the postings are read through: :meth:`qa.index.queries.BuildDatabase.query`."""
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+
+@dataclass(frozen=True)
+class _Term:
+    """One query term's postings: positions (ascending), title and text counts, and its IDF."""
+
+    positions: np.ndarray
+    title_tf: np.ndarray
+    text_tf: np.ndarray
+    idf: float
+
+
+class Postings:
+    """A build's postings, opened over its database; per question only the query terms' lists are read."""
+
+    def __init__(self, reader: Reader, passages: int, tokens_total: int, lengths: np.ndarray) -> None:
+        self._reader = reader
+        self.passages = passages
+        self._average = tokens_total / passages if passages else 1.0
+        # float64 as FTS5 computes with, index = position (0 unused).
+        self._lengths = lengths.astype(np.float64)
+        self._recent = threading.local()
+
+    @classmethod
+    def open(cls, reader: Reader) -> Postings | None:
+        """The postings of the build ``reader`` reads, or ``None`` for a build written without them."""
+        if not reader.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'postings_stats'"):
+            return None
+        passages, total, lengths = reader.query("SELECT passages, tokens, lengths FROM postings_stats")[0]
+        return cls(reader, int(passages), int(total), np.frombuffer(lengths, dtype=np.int32))
+
+    def terms(self, query_terms: Sequence[str]) -> list[_Term | None] | None:
+        """The postings of each distinct query term in order (``None`` for a term no passage holds),
+        or ``None`` when a term is not one token (FTS5 would search it as a phrase)."""
+        distinct = tuple(dict.fromkeys(t for t in query_terms if t))
+        last = getattr(self._recent, "terms", None)
+        if last is not None and last[0] == distinct:
+            return list(last[1])
+        cut = [fts5_tokens(t) for t in distinct]
+        if any(len(c) != 1 for c in cut):
+            return None
+        wanted = list(dict.fromkeys(c[0] for c in cut))
+        marks = ",".join("?" * len(wanted))
+        rows = self._reader.query(
+            f"SELECT term, positions, title_tf, text_tf FROM postings WHERE term IN ({marks})",  # noqa: S608
+            wanted,
+        )
+        lists = {
+            str(term): _Term(
+                np.frombuffer(p, dtype=np.int32),
+                np.frombuffer(a, dtype=np.int32),
+                np.frombuffer(b, dtype=np.int32),
+                float(idf(self.passages, len(p) // 4)),
+            )
+            for term, p, a, b in rows
+        }
+        found = [lists.get(c[0]) for c in cut]
+        self._recent.terms = (distinct, tuple(found))
+        return found
+
+    def _shares(self, term: _Term, weights: tuple[float, float], where: np.ndarray | slice) -> np.ndarray:
+        frequency = weights[0] * term.title_tf[where] + weights[1] * term.text_tf[where]
+        return bm25(term.idf, frequency, self._lengths[term.positions[where]], self._average)
+
+    def top(
+        self, terms: Sequence[_Term | None], k: int, weights: tuple[float, float], allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """The ``k`` best passages holding any term, ``(position, score)`` best first, ties by position;
+        only positions ``allowed`` (a mask indexed by position) when given."""
+        held = [t for t in terms if t is not None]
+        if not held or k <= 0:
+            return []
+        positions = np.concatenate([t.positions for t in held])
+        shares = np.concatenate([self._shares(t, weights, slice(None)) for t in held])
+        # Each passage's shares summed in query-term order, as FTS5 adds them.
+        found, where = np.unique(positions, return_inverse=True)
+        scores = np.bincount(where, weights=shares, minlength=len(found))
+        if allowed is not None:
+            keep = allowed[found]
+            found, scores = found[keep], scores[keep]
+        if len(found) > k:
+            kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+            keep = scores >= kth
+            found, scores = found[keep], scores[keep]
+        order = np.lexsort((found, -scores))[:k]
+        return [(int(p), float(s)) for p, s in zip(found[order], scores[order], strict=True)]
+
+    def scores(
+        self, terms: Sequence[_Term | None], positions: Sequence[int], weights: tuple[float, float]
+    ) -> dict[int, float]:
+        """BM25 of the passages at ``positions`` that hold any term."""
+        wanted = np.asarray(positions, dtype=np.int32)
+        total = np.zeros(len(wanted), dtype=np.float64)
+        matched = np.zeros(len(wanted), dtype=bool)
+        for term in terms:
+            if term is None or not len(wanted):
+                continue
+            at = np.minimum(np.searchsorted(term.positions, wanted), len(term.positions) - 1)
+            hit = term.positions[at] == wanted
+            total[hit] += self._shares(term, weights, at[hit])
+            matched |= hit
+        return {int(p): float(s) for p, s in zip(wanted[matched], total[matched], strict=True)}

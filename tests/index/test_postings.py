@@ -1,0 +1,143 @@
+"""The embedded store's postings: passage BM25 equal to FTS5's own ``bm25()``, without asking FTS5."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qa.config import Settings
+from qa.index.filters import Filters
+from qa.index.postings import Postings, fts5_tokens
+from qa.index.queries import match_expression
+from qa.index.store import Index
+from qa.search.terms import query_terms
+from tests.helpers import FakeEmbedder, all_passages
+from tests.helpers import open_index as _open
+
+WEIGHTS = (1.0, 1.0)
+
+
+def _queries(index: Index) -> list[list[str]]:
+    """Query terms from every seed passage's first words, and a few repeated or absent ones."""
+    found = [query_terms(" ".join(p.text.split()[:12])) for p in all_passages(index)]
+    return [*found, ["nato", "nato", "asian"], ["india", "indian", "zzzqqq"], ["quad"], ["zzzqqq"]]
+
+
+def _fts5(index: Index, terms: list[str], filters: Filters | None = None) -> list[tuple[int, float]]:
+    match = match_expression(terms)
+    assert match is not None
+    return index._db.bm25(match, WEIGHTS, filters)
+
+
+def test_top_passages_and_scores_equal_fts5(built: Settings, fake_embedder: FakeEmbedder) -> None:
+    """Same passages, same order, the same doubles: the lists are FTS5's own and the sum is in its order."""
+    index = _open(built, fake_embedder)
+    try:
+        postings = index._postings
+        assert postings is not None
+        checked = 0
+        for terms in _queries(index):
+            if not terms:
+                continue
+            held = postings.terms(terms)
+            assert held is not None
+            expected = _fts5(index, terms)
+            assert postings.top(held, 40, WEIGHTS) == expected[:40]
+            everyone = range(1, index.passage_count + 1)
+            assert postings.scores(held, everyone, WEIGHTS) == dict(expected)
+            checked += 1
+        assert checked > 40
+    finally:
+        index.close()
+
+
+def test_other_column_weights_agree_with_fts5(built: Settings, fake_embedder: FakeEmbedder) -> None:
+    index = _open(built, fake_embedder)
+    try:
+        assert index._postings is not None
+        for weights in ((2.0, 0.5), (0.0, 1.0), (1.0, 0.0)):
+            terms = ["india", "japan", "nato", "minister"]
+            match = match_expression(terms)
+            assert match is not None
+            expected = index._db.bm25(match, weights)
+            mine = index.lexical(terms, len(expected) + 5, weights)
+            assert [h.position for h in mine] == [p for p, _ in expected]
+            assert [h.score for h in mine] == pytest.approx([s for _, s in expected], rel=1e-12)
+    finally:
+        index.close()
+
+
+def test_filtered_lexical_search_equals_fts5_within_the_allowed_documents(
+    built: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    index = _open(built, fake_embedder)
+    try:
+        doc_ids = tuple(d.doc_id for d in index.documents()[:2])
+        filters = Filters(doc_ids=doc_ids)
+        terms = ["india", "japan", "nato", "alliance"]
+        expected = _fts5(index, terms, filters)
+        found = index.lexical(terms, 100, WEIGHTS, filters)
+        assert expected
+        assert [(h.position, h.score) for h in found] == expected
+        assert {h.doc_id for h in found} <= set(doc_ids)
+        assert index.lexical(terms, 5, WEIGHTS, Filters(doc_ids=("no-such-document",))) == []
+    finally:
+        index.close()
+
+
+def test_a_term_of_several_tokens_is_left_to_fts5_as_a_phrase(built: Settings, fake_embedder: FakeEmbedder) -> None:
+    """FTS5 searches "asian-nato" as the phrase "asian nato"; the postings hold single tokens only."""
+    index = _open(built, fake_embedder)
+    try:
+        assert index._postings is not None
+        assert index._postings.terms(["asian-nato"]) is None
+        expected = _fts5(index, ["asian-nato"])
+        assert expected
+        assert [(h.position, h.score) for h in index.lexical(["asian-nato"], 100, WEIGHTS)] == expected
+    finally:
+        index.close()
+
+
+def test_a_build_without_postings_is_searched_by_fts5_alike(
+    built: Settings, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terms = ["india", "japan", "nato"]
+    index = _open(built, fake_embedder)
+    try:
+        with_postings = index.lexical(terms, 20, WEIGHTS)
+        ids = [h.passage_id for h in all_passages(index)]
+        scores = index.scores(ids, terms=terms)
+    finally:
+        index.close()
+    monkeypatch.setattr(Postings, "open", classmethod(lambda cls, reader: None))
+    index = _open(built, fake_embedder)
+    try:
+        assert index._postings is None
+        assert index.lexical(terms, 20, WEIGHTS) == with_postings
+        assert index.scores(ids, terms=terms) == scores
+    finally:
+        index.close()
+
+
+def test_question_terms_are_cut_as_fts5_cuts_them() -> None:
+    # Porter as FTS5 implements it ("patholog"), not the original algorithm ("pathologi").
+    assert fts5_tokens("pathology") == ("patholog",)
+    assert fts5_tokens("Elections") == ("elect",)
+    assert fts5_tokens("Ánnwriter") == ("annwrit",)
+    assert fts5_tokens("asian-nato") == ("asian", "nato")
+    assert fts5_tokens("") == ()
+
+
+def test_the_build_records_each_passage_length_in_tokens(built: Settings, fake_embedder: FakeEmbedder) -> None:
+    index = _open(built, fake_embedder)
+    try:
+        postings = index._postings
+        assert postings is not None
+        assert postings.passages == index.passage_count
+        sizes = index._db.query("SELECT id, sz FROM passages_fts_docsize ORDER BY id")
+        # FTS5 stores each row's column sizes as varints; every size here is below 128, one byte each.
+        expected = np.array([sum(blob) for _, blob in sizes], dtype=np.float64)
+        assert max(max(blob) for _, blob in sizes) < 128
+        assert np.array_equal(postings._lengths[1:], expected)
+    finally:
+        index.close()
