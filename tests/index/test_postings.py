@@ -29,8 +29,13 @@ def _fts5(index: Index, terms: list[str], filters: Filters | None = None) -> lis
     return index._db.bm25(match, WEIGHTS, filters)
 
 
-def test_top_passages_and_scores_equal_fts5(built: Settings, fake_embedder: FakeEmbedder) -> None:
-    """Same passages, same order, the same doubles: the lists are FTS5's own and the sum is in its order."""
+@pytest.mark.parametrize("dense_share", [0.0, 1e9], ids=["summed-by-position", "summed-over-sorted-positions"])
+def test_top_passages_and_scores_equal_fts5(
+    built: Settings, fake_embedder: FakeEmbedder, dense_share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same passages, same order, the same doubles: the lists are FTS5's own and the sum is in its order,
+    whichever way a question's scores are summed."""
+    monkeypatch.setattr("qa.index.postings.DENSE_SHARE", dense_share)
     index = _open(built, fake_embedder)
     try:
         postings = index._postings

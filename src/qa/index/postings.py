@@ -52,6 +52,12 @@ _FETCH = 65_536
 #: costs an insert into a scratch FTS5 table (about 0.05 ms); 65,536 short strings, a few MiB.
 _TOKEN_CACHE = 65_536
 _scratch = threading.local()
+#: When a question's lists hold more postings than this share of the passages, its scores are
+#: summed into one array indexed by position (np.bincount: time linear in postings plus passages)
+#: instead of over the sorted distinct positions (np.unique: a sort of the postings). Measured on
+#: random lists over 1M positions (2026-12-05, loaded machine): 50k postings 1.2 ms sorted
+#: against 18 ms by position, 200k 19-30 ms against 12 ms, 1M 51-280 ms against 26 ms.
+DENSE_SHARE = 0.2
 
 
 @functools.lru_cache(maxsize=_TOKEN_CACHE)
@@ -186,9 +192,16 @@ class Postings:
             return []
         positions = np.concatenate([t.positions for t in held])
         shares = np.concatenate([self._shares(t, weights, slice(None)) for t in held])
-        # Each passage's shares summed in query-term order, as FTS5 adds them.
-        found, where = np.unique(positions, return_inverse=True)
-        scores = np.bincount(where, weights=shares, minlength=len(found))
+        # Each passage's shares summed in query-term order, as FTS5 adds them (bincount adds in array order).
+        if len(positions) > DENSE_SHARE * self.passages:
+            totals = np.bincount(positions, weights=shares, minlength=self.passages + 1)
+            matched = np.zeros(self.passages + 1, dtype=bool)
+            matched[positions] = True
+            found = np.flatnonzero(matched)
+            scores = totals[found]
+        else:
+            found, where = np.unique(positions, return_inverse=True)
+            scores = np.bincount(where, weights=shares, minlength=len(found))
         if allowed is not None:
             keep = allowed[found]
             found, scores = found[keep], scores[keep]
