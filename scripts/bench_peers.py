@@ -221,7 +221,11 @@ def run_measured(command: Sequence[str], log_path: Path, env: dict[str, str] | N
     with open(out_path, "wb") as out, open(log_path, "wb") as err:
         t0 = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=err, env={**os.environ, **(env or {})})
-        _, status, usage = os.wait4(process.pid, 0)
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:  # interrupted: leave no build running behind
+            process.kill()
+            raise
         seconds = time.perf_counter() - t0
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
@@ -419,9 +423,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         docs_file.write_text("".join(json.dumps(d) + "\n" for d in documents), encoding="utf-8")
         queries_file = work_root / "queries.jsonl"
         queries_file.write_text("".join(json.dumps({"id": q, "text": t}) + "\n" for q, t in queries.items()))
-        systems: dict[str, dict[str, Any]] = {"qa": bench_qa(corpus, queries, work_root, args.warm, args.threads)}
-        for name in peers:
-            systems[name] = bench_peer(name, docs_file, queries_file, model, work_root, args.warm, args.threads)
+        systems: dict[str, dict[str, Any]] = {}
+        for name in ["qa", *peers]:
+            load = os.getloadavg()
+            if name == "qa":
+                systems[name] = bench_qa(corpus, queries, work_root, args.warm, args.threads)
+            else:
+                systems[name] = bench_peer(name, docs_file, queries_file, model, work_root, args.warm, args.threads)
+            # Other jobs share the cores: the 1-minute load average before and after each system's turn.
+            systems[name]["load_average_1min"] = [load[0], os.getloadavg()[0]]
         for venv in sorted({PEERS[p][0] for p in peers}):
             results["versions"][venv] = installed_versions(
                 VENVS / venv / "bin" / "python",
@@ -448,6 +458,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             f"target {t['target']}: qa {t['qa']:.1f} vs {t['peer']} {t['peer_value']:.1f}: "
             f"ratio {t['ratio']:.2f} ({'met' if t['met'] else 'not met'})"
         )
+    for name, s in systems.items():
+        before, after = s["load_average_1min"]
+        print(f"{name}: 1-minute load average {before:.1f} before its build, {after:.1f} after its queries")
     print(f"load average at start {results['machine']['load_average_at_start']}, at end {os.getloadavg()}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
