@@ -66,7 +66,7 @@ VENV_PACKAGES: dict[str, list[list[str]]] = {
 PEERS: dict[str, tuple[str, str, list[str], str, bool]] = {
     "haystack_faiss": ("haystack", "haystack_runner.py", ["--store", "faiss"], "Haystack 2 + FAISS (flat)", True),
     "haystack_memory": ("haystack", "haystack_runner.py", ["--store", "memory"], "Haystack 2 in-memory store", True),
-    "txtai_dense": ("txtai", "txtai_runner.py", ["--mode", "dense"], "txtai (dense, FAISS IVF)", True),
+    "txtai_dense": ("txtai", "txtai_runner.py", ["--mode", "dense"], "txtai (dense)", True),
     "txtai_hybrid": ("txtai", "txtai_runner.py", ["--mode", "hybrid"], "txtai (hybrid, BM25)", False),
 }
 K = 10
@@ -337,6 +337,8 @@ def qa_embedded(build_output: str) -> str:
 def peer_embedded(built: dict[str, Any]) -> str:
     """What a runner says it embedded: documents, and where the model truncates them."""
     text = f"{built['documents']:,} documents"
+    if built.get("faiss_index"):
+        text += f" (FAISS {built['faiss_index']})"
     return text + (f", truncated at {built['max_length']} word pieces" if built.get("max_length") else "")
 
 

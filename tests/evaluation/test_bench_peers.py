@@ -101,6 +101,7 @@ def test_what_each_system_embedded_is_read_from_its_own_output() -> None:
         "5,183 documents, truncated at 256 word pieces"
     )
     assert bench_peers.peer_embedded({"documents": 3}) == "3 documents"
+    assert bench_peers.peer_embedded({"documents": 3, "faiss_index": "IVF"}) == "3 documents (FAISS IVF)"
 
 
 def test_the_table_has_a_row_per_system() -> None:
