@@ -4,7 +4,7 @@
     python scripts/bench.py                               # everything, on the seeds (~10 min)
     python scripts/bench.py --only latency,throughput     # some parts
     python scripts/bench.py --scifact 1000                # builds also time 1,000 SciFact abstracts
-    python scripts/bench.py --only peers                  # qa beside Haystack 2 and txtai on SciFact (~40 min)
+    python scripts/bench.py --only peers                  # qa beside Haystack 2 and txtai on SciFact (~45 min quiet)
     python scripts/bench.py --only peers --peers-limit 300    # the same on the first 300 abstracts
 
 latency     Median of a full ``GET /ask`` (hybrid, highlights, grouping) from ``qa serve``
@@ -25,7 +25,7 @@ peers       scripts/bench_peers.py: qa, Haystack 2 (+ FAISS, in-memory) and txta
             hybrid) on SciFact one after another, each peer in its own virtual environment
             under bench-results/peers/ (made on first use); build s, query p50/p95,
             nDCG@10, peak RSS; issue 16's targets with ratio and verdict. Not in the default
-            parts (it installs the peers and takes ~40 min); its JSON goes to
+            parts (it installs the peers; ~45 min on a quiet machine); its JSON goes to
             docs/bench-peers.json (``--peers-out``).
 
 Prints a table and writes the figures as JSON (``--out``, default bench-results/bench.json).
@@ -76,7 +76,7 @@ QUESTIONS = [
 ]
 ENCODERS = ("torch", "onnx", "onnx-int8")
 PARTS = ("latency", "throughput", "build", "cold")
-#: Asked for by name only (``--only peers``): it installs the peers and runs for ~40 min.
+#: Asked for by name only (``--only peers``): it installs the peers and runs ~45 min on a quiet machine.
 OPTIONAL_PARTS = ("peers",)
 
 

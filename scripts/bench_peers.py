@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """qa side by side with Haystack 2 and txtai on SciFact, one after another in one run (issue 16).
 
-    .venv/bin/python scripts/bench_peers.py                 # all 5,183 abstracts, 300 questions (~40 min)
+    .venv/bin/python scripts/bench_peers.py                 # all 5,183 abstracts, 300 questions (~45 min quiet)
     .venv/bin/python scripts/bench_peers.py --limit 300     # the first 300 abstracts and their questions
     .venv/bin/python scripts/bench.py --only peers          # the same, from scripts/bench.py
 
