@@ -4,6 +4,8 @@
     python scripts/bench.py                               # everything, on the seeds (~10 min)
     python scripts/bench.py --only latency,throughput     # some parts
     python scripts/bench.py --scifact 1000                # builds also time 1,000 SciFact abstracts
+    python scripts/bench.py --only peers                  # qa beside Haystack 2 and txtai on SciFact (~45 min quiet)
+    python scripts/bench.py --only peers --peers-limit 300    # the same on the first 300 abstracts
 
 latency     Median of a full ``GET /ask`` (hybrid, highlights, grouping) from ``qa serve``
             over loopback, one request at a time, per query encoder, against the median
@@ -19,6 +21,12 @@ build       Passages per second of a whole ``qa build`` (read, clean, chunk, emb
             encoder, against raw ``encode`` throughput on the same passage texts, and on
             the passages and sentences together. Target: >= 0.9x.
 cold        Process start to first answer of ``qa serve`` (index built), per query encoder.
+peers       scripts/bench_peers.py: qa, Haystack 2 (+ FAISS, in-memory) and txtai (dense,
+            hybrid) on SciFact one after another, each peer in its own virtual environment
+            under bench-results/peers/ (made on first use); build s, query p50/p95,
+            nDCG@10, peak RSS; issue 16's targets with ratio and verdict. Not in the default
+            parts (it installs the peers; ~45 min on a quiet machine); its JSON goes to
+            docs/bench-peers.json (``--peers-out``).
 
 Prints a table and writes the figures as JSON (``--out``, default bench-results/bench.json).
 """
@@ -57,6 +65,7 @@ from qa.ingest.chunking import ChunkerConfig
 from qa.ingest.sentences import split_sentences
 
 sys.path.insert(0, str(Path(__file__).parent))
+import bench_peers
 import loadtest
 
 QUESTIONS = [
@@ -67,6 +76,8 @@ QUESTIONS = [
 ]
 ENCODERS = ("torch", "onnx", "onnx-int8")
 PARTS = ("latency", "throughput", "build", "cold")
+#: Asked for by name only (``--only peers``): it installs the peers and runs ~45 min on a quiet machine.
+OPTIONAL_PARTS = ("peers",)
 
 
 #: The servers the latency part starts: name -> settings. torch at 2 threads is there because
@@ -331,11 +342,19 @@ def main() -> None:
     parser.add_argument("--scifact", type=int, default=0, help="Also time builds of this many SciFact abstracts.")
     parser.add_argument("--scifact-dir", type=Path, default=Path("../shared/bench/scifact"))
     parser.add_argument("--out", type=Path, default=Path("bench-results/bench.json"))
+    parser.add_argument("--peers-limit", type=int, default=None, help="peers: only the first N SciFact abstracts.")
+    parser.add_argument("--peers-out", type=Path, default=Path("docs/bench-peers.json"))
     args = parser.parse_args()
     parts = [p for p in args.only.split(",") if p]
-    unknown = set(parts) - set(PARTS)
+    unknown = set(parts) - set(PARTS) - set(OPTIONAL_PARTS)
     if unknown:
-        parser.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
+        parser.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS + OPTIONAL_PARTS)}")
+    if "peers" in parts:
+        peer_args = ["--scifact-dir", str(args.scifact_dir), "--out", str(args.peers_out)]
+        bench_peers.main(peer_args + (["--limit", str(args.peers_limit)] if args.peers_limit else []))
+        parts.remove("peers")
+        if not parts:
+            return
 
     settings = Settings(corpus_dir=args.corpus)
     config = ChunkerConfig.from_settings(settings)
