@@ -5,8 +5,10 @@
 
 Grouping: eval/corroboration_pairs.jsonl holds the 51 closest cross-article sentence
 pairs of the seeds (by the model's cosine), each labelled by hand: do the two sentences
-report the same statement? The script sweeps the cosine and word-overlap thresholds
-and prints precision and recall of "same statement" for each.
+report the same statement? The script builds the seeds (sentence vectors made as
+QA_SENTENCE_VECTORS says), takes the vectors the build stores for the two sentences,
+sweeps the cosine and word-overlap thresholds and prints precision and recall of
+"same statement" for each.
 
 Grounding: the grounding score of an answer is the best highlighted sentence's cosine
 to the question. Positives are the answerable seed questions; negatives are the seed
@@ -46,10 +48,29 @@ from qa.text import content_words
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def stored_sentence_vectors(embedder: SentenceTransformerEmbedder, texts: list[str]) -> np.ndarray:
+    """The vectors a seeds build (made as the settings say: QA_SENTENCE_VECTORS) stores for these sentences."""
+    config = ChunkerConfig.from_settings(Settings())
+    found: dict[str, np.ndarray] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        build_index(ROOT / "seeds", Path(tmp), embedder, config)
+        index = Index.open(Path(tmp), expected_identity(embedder, config))
+        records = [p for d in index.documents() for p in index.document_passages(d.doc_id)]
+        stored = index.sentences([p.passage_id for p in records])
+        for p in records:
+            for (start, end), vector in zip(stored[p.passage_id].spans, stored[p.passage_id].vectors, strict=True):
+                found.setdefault(p.text[start:end], vector)
+        index.close()
+    missing = [t for t in texts if t not in found]
+    if missing:
+        raise SystemExit(f"{len(missing)} labelled sentences are not sentences of the seeds build: {missing[:2]}")
+    return np.vstack([found[t] for t in texts])
+
+
 def grouping(embedder: SentenceTransformerEmbedder) -> None:
     pairs = [json.loads(line) for line in (ROOT / "eval" / "corroboration_pairs.jsonl").read_text().splitlines()]
-    a = embedder.embed_batch([p["a"] for p in pairs])
-    b = embedder.embed_batch([p["b"] for p in pairs])
+    vectors = stored_sentence_vectors(embedder, [p["a"] for p in pairs] + [p["b"] for p in pairs])
+    a, b = vectors[: len(pairs)], vectors[len(pairs) :]
     cosine = (a * b).sum(axis=1)
     overlap = []
     for p in pairs:

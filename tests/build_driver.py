@@ -15,7 +15,7 @@ from pathlib import Path
 
 from qa.embedding.base import Vectors
 from qa.index import builds
-from qa.index import pipeline as indexing
+from qa.index import sentence_vectors as indexing
 from qa.index.pipeline import build_index
 from qa.index.vectors import VectorIndexSpec
 from qa.ingest.chunking import ChunkerConfig
@@ -44,8 +44,9 @@ class StallingEmbedder(FakeEmbedder):
 def main(corpus: Path, index: str, marker: Path, stage: str) -> None:
     if stage == "embedding":
         indexing.EMBED_CHUNK = 1
-        # Call 1 is the model probe; call 2 embeds (and caches) one new passage; call 3 hangs.
-        embedder = StallingEmbedder(marker, stall_on=3)
+        # Call 1 is the model probe; calls 2 and 3 embed one new passage and its sentences
+        # (the fake's one pass is two calls), which are cached; call 4 hangs.
+        embedder = StallingEmbedder(marker, stall_on=4)
     elif stage == "writing":
         embedder = StallingEmbedder(marker, stall_on=None)
         write_vectors = builds.write_vectors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -61,6 +62,16 @@ class FakeEmbedder:
             out[row] /= norm
         self.embedded += len(texts)
         return out
+
+    def embed_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[Vectors, list[Vectors]]:
+        """Pools nothing: each sentence is hashed from its own words, as a text of its own."""
+        vectors = self.embed_batch(texts)
+        flat = [t[s:e] for t, own in zip(texts, spans, strict=True) for s, e in own]
+        pooled = self.embed_batch(flat) if flat else np.zeros((0, self.dimension), dtype=np.float32)
+        bounds = np.cumsum([0, *(len(own) for own in spans)])
+        return vectors, [pooled[a:b] for a, b in itertools.pairwise(bounds)]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(_TOKEN_RE.findall(t)) + 2 for t in texts]

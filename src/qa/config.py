@@ -57,6 +57,15 @@ class Settings(BaseSettings):
         False,
         description="Embed each passage with its document's title before it (the passage text is unchanged).",
     )
+    sentence_vectors: Literal["passage", "separate"] = Field(
+        "passage",
+        description=(
+            "How a build embeds each passage's sentences: passage (pooled from the passage's own forward pass: "
+            "every text embedded once) or separate (each sentence embedded again as a text of its own). "
+            "Recorded in the manifest's chunker entry: an index built the other way is refused. "
+            'See docs/benchmarks.md, "Build".'
+        ),
+    )
     batch_size: int = Field(32, ge=1, description="Passages per embedding batch.")
     query_encoder: Encoder = Field(
         "onnx",

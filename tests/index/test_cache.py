@@ -13,7 +13,7 @@ import pytest
 
 from qa.config import Settings
 from qa.embedding.base import Vectors
-from qa.index import pipeline as indexing
+from qa.index import sentence_vectors as indexing
 from qa.index.builds import list_builds
 from qa.index.cache import CACHE_FILE, EmbeddingCache
 from qa.index.pipeline import build_index
@@ -23,6 +23,8 @@ from qa.ingest.documents import Document
 from tests.helpers import FakeEmbedder, all_passages
 
 CONFIG = ChunkerConfig()
+#: Sentences embedded as texts of their own: a sentence already embedded anywhere is reused by its text.
+SEPARATE = ChunkerConfig(sentence_vectors="separate")
 
 
 class CountingEmbedder(FakeEmbedder):
@@ -95,7 +97,7 @@ def test_an_unchanged_corpus_is_rebuilt_without_embedding(settings: Settings) ->
 
 
 def test_editing_adding_and_deleting_articles_embeds_only_those(settings: Settings) -> None:
-    build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), CONFIG)
+    build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), SEPARATE)
     before = set(_passage_texts(settings.index_dir))
     known = before | _sentence_texts(settings.index_dir)
     edited = settings.corpus_dir / "003_4fdb1282455ab5f8.txt"
@@ -105,7 +107,7 @@ def test_editing_adding_and_deleting_articles_embeds_only_those(settings: Settin
         "An Added Article\nThe added article brings one new paragraph of prose. It has two sentences.\n"
     )
     embedder = CountingEmbedder()
-    report = build_index(settings.corpus_dir, settings.index_dir, embedder, CONFIG)
+    report = build_index(settings.corpus_dir, settings.index_dir, embedder, SEPARATE)
     after = _passage_texts(settings.index_dir)
     new_texts = set(after) - before
     # New passages, and those of their sentences that no earlier passage or sentence had.
@@ -124,27 +126,27 @@ def test_a_crashed_build_keeps_its_vectors_for_the_next_one(
     monkeypatch.setattr(indexing, "EMBED_CHUNK", 10)
     crashing = CountingEmbedder(fail_after=21)  # the probe, then two slices of ten
     with pytest.raises(RuntimeError, match="simulated"):
-        build_index(settings.corpus_dir, settings.index_dir, crashing, CONFIG)
+        build_index(settings.corpus_dir, settings.index_dir, crashing, SEPARATE)
     assert not list_builds(settings.index_dir)
     embedder = CountingEmbedder()
-    report = build_index(settings.corpus_dir, settings.index_dir, embedder, CONFIG)
+    report = build_index(settings.corpus_dir, settings.index_dir, embedder, SEPARATE)
     assert report.embedded == report.passages - 20
 
 
 def test_the_cache_keeps_what_the_live_and_previous_builds_use(settings: Settings) -> None:
-    build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), CONFIG)
+    build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), SEPARATE)
     first_rows = _cache_rows(settings.index_dir)
     article = settings.corpus_dir / "000_f4e7857b5d4e8740.txt"
     original = article.read_bytes()
     for n in range(3):
         article.write_bytes(original + f"\nRevision {n} adds this closing sentence to the article.\n".encode())
-        build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), CONFIG)
+        build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), SEPARATE)
     # Two builds are kept; rows only the pruned builds used are gone.
     assert len(list_builds(settings.index_dir)) == 2
     # Each revision adds one passage and one sentence; two builds' worth stay.
     assert first_rows < _cache_rows(settings.index_dir) <= first_rows + 4
     # Another model's rows are dropped by its first build.
-    build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(seed="z"), CONFIG)
+    build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(seed="z"), SEPARATE)
     live = set(_passage_texts(settings.index_dir)) | _sentence_texts(settings.index_dir)
     assert _cache_rows(settings.index_dir) == len(live)
 
@@ -173,7 +175,7 @@ def _search_doc_ids(index_dir: Path, texts: Sequence[str], k: int = 10) -> set[s
 
 
 def test_editing_one_article_embeds_only_its_new_passages(settings: Settings) -> None:
-    build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), CONFIG)
+    build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), SEPARATE)
     doc_id = "003_4fdb1282455ab5f8"
     before = _passage_texts(settings.index_dir, doc_id)
     known = set(_passage_texts(settings.index_dir)) | _sentence_texts(settings.index_dir)
@@ -181,7 +183,7 @@ def test_editing_one_article_embeds_only_its_new_passages(settings: Settings) ->
     edited = settings.corpus_dir / f"{doc_id}.txt"
     edited.write_bytes(edited.read_bytes().replace(b"on October 1 stressed", b"on 1 October stressed"))
     embedder = CountingEmbedder()
-    report = build_index(settings.corpus_dir, settings.index_dir, embedder, CONFIG)
+    report = build_index(settings.corpus_dir, settings.index_dir, embedder, SEPARATE)
     after = _passage_texts(settings.index_dir, doc_id)
     assert 0 < report.embedded < len(after)
     new_passages = [t for t in after if t not in before]
@@ -190,6 +192,32 @@ def test_editing_one_article_embeds_only_its_new_passages(settings: Settings) ->
     assert set(embedder.texts[1 + len(new_passages) :]) == _sentence_texts(settings.index_dir) - known
     assert len(embedder.texts) - 1 - len(new_passages) == 1
     assert set(_passage_texts(settings.index_dir)) - set(after) == others
+
+
+def test_in_one_pass_an_edited_article_embeds_its_new_passages_with_their_sentences(settings: Settings) -> None:
+    """Sentence vectors pooled from the passage's pass depend on the passage: a new passage brings all its sentences."""
+    build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), CONFIG)
+    doc_id = "003_4fdb1282455ab5f8"
+    before = _passage_texts(settings.index_dir, doc_id)
+    edited = settings.corpus_dir / f"{doc_id}.txt"
+    edited.write_bytes(edited.read_bytes().replace(b"on October 1 stressed", b"on 1 October stressed"))
+    embedder = CountingEmbedder()
+    report = build_index(settings.corpus_dir, settings.index_dir, embedder, CONFIG)
+    after = _passage_texts(settings.index_dir, doc_id)
+    new_passages = [t for t in after if t not in before]
+    assert report.embedded == len(new_passages) == 1
+    # The fake's one pass: the new passage, then each of its sentences (a real model pools them).
+    assert embedder.texts[1:2] == new_passages
+    index = Index.open(settings.index_dir, expected=None)
+    try:
+        (record,) = [p for p in all_passages(index) if p.text == new_passages[0]]
+        spans = index.sentences([record.passage_id])[record.passage_id].spans
+    finally:
+        index.close()
+    assert embedder.texts[2:] == [record.text[s:e] for s, e in spans]
+    again = CountingEmbedder()
+    assert build_index(settings.corpus_dir, settings.index_dir, again, CONFIG).embedded == 0
+    assert len(again.texts) == 1  # only the model probe
 
 
 def test_adding_one_article_embeds_only_its_passages(settings: Settings) -> None:

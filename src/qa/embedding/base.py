@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from qa.embedding.identity import PROBE_DIMS as PROBE_DIMS  # re-exported: the store reads it here
 from qa.embedding.identity import PROBE_TEXT, ModelIdentity
+from qa.embedding.spans import NORM_EPSILON, Spans, pool, token_ranges
 from qa.environment import HUGGING_FACE_OFFLINE, package_version
 from qa.errors import ModelError
 
@@ -68,6 +69,12 @@ class Embedder(Protocol):
 
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
         """Embed a batch of texts; rows are unit vectors."""
+        ...
+
+    def embed_with_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> tuple[Vectors, list[Vectors]]:
+        """Each text's vector (what ``embed_batch`` gives) and, per text, one unit row per character span:
+        a sentence vector pooled from the text's own pass (:mod:`qa.embedding.spans`). A span the
+        model's window cut is a row of NaN (the caller embeds that sentence on its own)."""
         ...
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -191,6 +198,10 @@ class SentenceTransformerEmbedder(InferenceThread):
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
         return self.on_inference_thread(lambda: self._encode(list(texts)))
 
+    def embed_with_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> tuple[Vectors, list[Vectors]]:
+        """Passage vectors and their sentences' vectors from one forward pass (see :mod:`qa.embedding.spans`)."""
+        return self.on_inference_thread(lambda: self._encode_spans(list(texts), list(spans)))
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         # On the inference thread too: a fast tokenizer is not safe to share across threads.
         return self.on_inference_thread(lambda: self._count(list(texts)))
@@ -217,6 +228,31 @@ class SentenceTransformerEmbedder(InferenceThread):
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _encode_spans(self, texts: list[str], spans: list[Spans]) -> tuple[Vectors, list[Vectors]]:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        model = self._loaded()
+        rows: list[dict[str, Any]] = model.encode(  # type: ignore[assignment]  # one dict of outputs per text
+            texts,
+            batch_size=self.batch_size,
+            output_value=None,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        # The same tokenizer and window as encode, asked for the character offsets of each token.
+        offsets = model.tokenizer(
+            texts, truncation=True, max_length=self.max_seq_length, return_offsets_mapping=True, verbose=False
+        )["offset_mapping"]
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        sentences = []
+        for i, (row, text_offsets) in enumerate(zip(rows, offsets, strict=True)):
+            sentence = row["sentence_embedding"].float()
+            vectors[i] = (sentence / sentence.norm().clamp(min=NORM_EPSILON)).numpy()
+            tokens = row["token_embeddings"][: len(text_offsets)].float().numpy()
+            sentences.append(pool(tokens, token_ranges(text_offsets, spans[i])))
+        return vectors, sentences
 
     def _count(self, texts: list[str]) -> list[int]:
         if not texts:

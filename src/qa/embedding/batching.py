@@ -27,6 +27,7 @@ import numpy as np
 
 from qa.embedding.base import Embedder, InferenceThread, Vectors
 from qa.embedding.identity import ModelIdentity
+from qa.embedding.spans import Spans
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,10 @@ class MicroBatcher:
 
     def identity(self) -> ModelIdentity:
         return self.inner.identity()
+
+    def embed_with_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> tuple[Vectors, list[Vectors]]:
+        """Builds, not questions, ask for sentence spans: straight to the model, unbatched."""
+        return self.inner.embed_with_spans(texts, spans)
 
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
         if not texts or self._closed:

@@ -143,7 +143,8 @@ def _export_fp32(transformer_dir: Path, pooling: str, path: Path) -> None:
             else:
                 mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2, dim=1)
+            # The token embeddings too: a build pools them over each sentence (qa.embedding.spans).
+            return torch.nn.functional.normalize(pooled, p=2, dim=1), hidden
 
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if uses_types else [])
     input_ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.long)
@@ -156,8 +157,9 @@ def _export_fp32(transformer_dir: Path, pooling: str, path: Path) -> None:
             example,
             str(path),
             input_names=names,
-            output_names=["sentence_embedding"],
-            dynamic_axes={name: {0: "batch", 1: "tokens"} for name in names} | {"sentence_embedding": {0: "batch"}},
+            output_names=["sentence_embedding", "token_embeddings"],
+            dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*names, "token_embeddings"]}
+            | {"sentence_embedding": {0: "batch"}},
             opset_version=OPSET,
             dynamo=False,  # the TorchScript exporter: the dynamo one needs onnxscript, which this stack does not pin
         )

@@ -27,7 +27,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -39,6 +39,7 @@ from qa.embedding.base import (
     bundled_model_path,
 )
 from qa.embedding.identity import PROBE_TEXT, ModelIdentity
+from qa.embedding.spans import Spans, pool, token_ranges
 from qa.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ Precision = Literal["fp32", "int8"]
 
 EXPORT_FOLDER = "qa-onnx"
 #: Bumped when the export itself changes (graph, pooling, quantisation), which invalidates old exports.
-EXPORT_VERSION = 2
+#: 3: the graph also outputs the token embeddings (sentence vectors from the passage's own pass).
+EXPORT_VERSION = 3
 FILES: dict[Precision, str] = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 META = "meta.json"
 #: An export whose probe vector is further than this from the full-precision model's is not served.
@@ -151,6 +153,11 @@ class OnnxEmbedder(InferenceThread):
         self._loaded()
         return self.on_inference_thread(lambda: self._encode(list(texts)))
 
+    def embed_with_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> tuple[Vectors, list[Vectors]]:
+        """Passage vectors and their sentences' vectors from one forward pass (see :mod:`qa.embedding.spans`)."""
+        self._loaded()
+        return self.on_inference_thread(lambda: self._encode(list(texts), list(spans)))
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self.on_inference_thread(lambda: self._count(list(texts)))
 
@@ -216,13 +223,25 @@ class OnnxEmbedder(InferenceThread):
                 )
             log.info("ONNX %s encoder loaded from %s (probe cosine %.4f)", self.precision, folder, cosine)
 
-    def _encode(self, texts: list[str]) -> Vectors:
+    @overload
+    def _encode(self, texts: list[str]) -> Vectors: ...
+
+    @overload
+    def _encode(self, texts: list[str], spans: list[Spans]) -> tuple[Vectors, list[Vectors]]: ...
+
+    def _encode(self, texts: list[str], spans: list[Spans] | None = None) -> Vectors | tuple[Vectors, list[Vectors]]:
+        """The texts' vectors; with ``spans``, also each text's sentence vectors pooled from the same pass."""
+        dimension = int(self._meta["identity"]["dimension"])
         if not texts:
-            return np.zeros((0, int(self._meta["identity"]["dimension"])), dtype=np.float32)
-        ids = [e.ids for e in self._truncating.encode_batch(texts)]
+            empty = np.zeros((0, dimension), dtype=np.float32)
+            return empty if spans is None else (empty, [])
+        encodings = self._truncating.encode_batch(texts)
+        ids = [e.ids for e in encodings]
         # Longest first, as sentence-transformers does, so each batch pads little.
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-        out = np.empty((len(ids), int(self._meta["identity"]["dimension"])), dtype=np.float32)
+        out = np.empty((len(ids), dimension), dtype=np.float32)
+        sentences: list[Vectors] = [out[:0]] * len(ids)
+        outputs = ["sentence_embedding"] if spans is None else ["sentence_embedding", "token_embeddings"]
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
             width = max(len(ids[i]) for i in chunk)
@@ -234,9 +253,15 @@ class OnnxEmbedder(InferenceThread):
             feed = {"input_ids": input_ids, "attention_mask": mask}
             if "token_type_ids" in self._input_names:
                 feed["token_type_ids"] = np.zeros_like(input_ids)
-            out[chunk] = self._session.run(None, feed)[0]
+            result = self._session.run(outputs, feed)
+            out[chunk] = result[0]
+            if spans is not None:
+                for row, i in enumerate(chunk):
+                    tokens = result[1][row, : len(ids[i])]
+                    sentences[i] = pool(tokens, token_ranges(encodings[i].offsets, spans[i]))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return np.ascontiguousarray(out / np.maximum(norms, NORM_EPSILON), dtype=np.float32)
+        vectors = np.ascontiguousarray(out / np.maximum(norms, NORM_EPSILON), dtype=np.float32)
+        return vectors if spans is None else (vectors, sentences)
 
     def _count(self, texts: list[str]) -> list[int]:
         self._loaded()

@@ -20,7 +20,8 @@ from qa.index.vectors import VectorIndexSpec
 #: 2: FTS5 tables over passages and documents, each with the title as a column.
 #: 3: sentences of each passage with their vectors (highlights and grouping need no model call).
 #: 4: documents record their format and a PDF's page map.
-FORMAT_VERSION = 4
+#: 5: sentence vectors may be pooled from the passage's own pass (the chunker entry's ``sentence_vectors``).
+FORMAT_VERSION = 5
 #: What every manifest a build writes holds, and the type each must have.
 _MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
     "build_id": str,

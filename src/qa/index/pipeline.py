@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 import qa.text as text
 from qa.embedding.base import Embedder, Vectors, model_identity
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexStoreError, RollbackError
@@ -28,8 +26,10 @@ from qa.index.builds import (
     switch_current,
     write_build,
 )
-from qa.index.cache import EmbeddingCache, model_key, text_key
+from qa.index.cache import EmbeddingCache, model_key
 from qa.index.manifest import compatibility_problems, read_manifest
+from qa.index.sentence_vectors import Progress as Progress  # re-exported: callers import it here
+from qa.index.sentence_vectors import embed_passages
 from qa.index.store import Index
 from qa.index.vectors import VectorIndexMode, choose_vector_index
 from qa.ingest import chunking, cleaning, sentences
@@ -38,11 +38,6 @@ from qa.ingest.documents import Document, Skipped, corpus_fingerprint, extractor
 from qa.ingest.sentences import split_sentences
 
 log = logging.getLogger(__name__)
-
-#: Called as ``progress(done, total)`` while passages are embedded.
-Progress = Callable[[int, int], None]
-#: Passages handed to the model per call; the model batches further inside.
-EMBED_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -189,6 +184,8 @@ class Prepared:
     #: Each passage's sentences: ``(passage index from 0, start, end)`` in its text.
     spans: list[tuple[int, int, int]]
     sentence_vectors: Vectors
+    #: The key each sentence vector is reused under by a later build (qa.index.sentence_vectors).
+    sentence_keys: list[str]
 
 
 def prepare(
@@ -207,11 +204,14 @@ def prepare(
     chunker = Chunker(config, window=embedder)
     passages, texts = chunk_with_cache(chunker, documents, cache, chunker_key(config, identity))
     log.info("%d documents, %d passages", len(documents), len(passages))
-    vectors, embedded = embed_with_cache(embedder, texts, cache, progress)
-    # Sentences are embedded once here, so that answering needs no model call beyond the question.
-    spans = [(i, s, e) for i, passage in enumerate(passages) for s, e in split_sentences(passage.text)]
-    sentence_vectors, _ = embed_with_cache(embedder, [passages[i].text[s:e] for i, s, e in spans], cache)
-    return Prepared(passages, texts, vectors, embedded, spans, sentence_vectors)
+    # Sentences are embedded here, so that answering needs no model call beyond the question;
+    # config.sentence_vectors says how (qa.index.sentence_vectors).
+    own = [split_sentences(passage.text) for passage in passages]
+    vectors, embedded, sentence_vectors, sentence_keys = embed_passages(
+        embedder, config.sentence_vectors, passages, texts, own, cache, progress
+    )
+    spans = [(i, s, e) for i, sentences_of in enumerate(own) for s, e in sentences_of]
+    return Prepared(passages, texts, vectors, embedded, spans, sentence_vectors, sentence_keys)
 
 
 def chunker_key(config: ChunkerConfig, identity: dict[str, Any]) -> str:
@@ -277,32 +277,6 @@ def _passages_from_spans(doc: Document, spans: list[list[Any]]) -> list[Passage]
     except (TypeError, ValueError):
         return None
     return passages
-
-
-def embed_with_cache(
-    embedder: Embedder, texts: Sequence[str], cache: VectorSource, progress: Progress | None = None
-) -> tuple[Vectors, int]:
-    """Vectors for ``texts``, from the cache where it has them, else from the model; and how many were new.
-
-    New texts are embedded in large slices (the model sorts each slice by length) and
-    stored after each slice, so progress survives a crash.
-    """
-    if not texts:
-        return np.zeros((0, embedder.dimension), dtype=np.float32), 0
-    keys = [text_key(t) for t in texts]
-    known = cache.get(keys)
-    text_of = dict(zip(keys, texts, strict=True))
-    missing = [k for k in text_of if k not in known]
-    if progress:
-        progress(0, len(missing))
-    for start in range(0, len(missing), EMBED_CHUNK):
-        chunk = missing[start : start + EMBED_CHUNK]
-        vectors = embedder.embed_batch([text_of[k] for k in chunk])
-        cache.put(chunk, vectors)
-        known.update(zip(chunk, vectors, strict=True))
-        if progress:
-            progress(start + len(chunk), len(missing))
-    return np.vstack([known[k] for k in keys]).astype(np.float32, copy=False), len(missing)
 
 
 def stale_reason(

@@ -69,10 +69,12 @@ class ChunkerConfig:
     overlap_sentences: int = _DEFAULTS["overlap_sentences"].default
     #: Embed each passage as "<document title>\n<passage>" (the passage text itself is unchanged).
     embed_title: bool = _DEFAULTS["embed_title"].default
+    #: How each passage's sentences are embedded (``passage`` or ``separate``: qa.index.sentence_vectors).
+    sentence_vectors: str = _DEFAULTS["sentence_vectors"].default
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ChunkerConfig:
-        return cls(settings.max_tokens, settings.overlap_sentences, settings.embed_title)
+        return cls(settings.max_tokens, settings.overlap_sentences, settings.embed_title, settings.sentence_vectors)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -83,6 +85,7 @@ class ChunkerConfig:
             "embed_title": self.embed_title,
             "tokenizer": TOKENIZER,
             "splitter": SPLITTER,
+            "sentence_vectors": self.sentence_vectors,
         }
 
 

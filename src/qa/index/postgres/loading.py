@@ -144,7 +144,7 @@ def write_schema(
             sql.SQL('COPY {}.sentences (position, start, "end", text_key, vector) FROM STDIN').format(s)
         ) as copy:
             for n, (i, start, end) in enumerate(prepared.spans):
-                copy.write_row((i + 1, start, end, text_key(passages[i].text[start:end]), rows[n].tobytes()))
+                copy.write_row((i + 1, start, end, prepared.sentence_keys[n], rows[n].tobytes()))
         with conn.cursor().copy(
             sql.SQL("COPY {}.postings (lexeme, position, tf_title, tf_text) FROM STDIN").format(s)
         ) as copy:
