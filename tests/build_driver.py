@@ -44,9 +44,8 @@ class StallingEmbedder(FakeEmbedder):
 def main(corpus: Path, index: str, marker: Path, stage: str) -> None:
     if stage == "embedding":
         indexing.EMBED_CHUNK = 1
-        # Call 1 is the model probe; calls 2 and 3 embed one new passage and its sentences
-        # (the fake's one pass is two calls), which are cached; call 4 hangs.
-        embedder = StallingEmbedder(marker, stall_on=4)
+        # Call 1 is the model probe; call 2 embeds (and caches) one new passage; call 3 hangs.
+        embedder = StallingEmbedder(marker, stall_on=3)
     elif stage == "writing":
         embedder = StallingEmbedder(marker, stall_on=None)
         write_vectors = builds.write_vectors

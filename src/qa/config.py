@@ -57,13 +57,14 @@ class Settings(BaseSettings):
         False,
         description="Embed each passage with its document's title before it (the passage text is unchanged).",
     )
-    sentence_vectors: Literal["passage", "separate"] = Field(
-        "passage",
+    sentence_vectors: Literal["separate", "passage"] = Field(
+        "separate",
         description=(
-            "How a build embeds each passage's sentences: passage (pooled from the passage's own forward pass: "
-            "every text embedded once) or separate (each sentence embedded again as a text of its own). "
-            "Recorded in the manifest's chunker entry: an index built the other way is refused. "
-            'See docs/benchmarks.md, "Build".'
+            "How a build embeds each passage's sentences: separate (each sentence embedded as a text of its own, "
+            "what every threshold was calibrated on) or passage (pooled from the passage's own forward pass: "
+            "every text embedded once, for faster builds; not the default until its quality holds, see "
+            "docs/benchmarks.md#speed). Recorded in the manifest's chunker entry: an index built the other way "
+            "is refused."
         ),
     )
     batch_size: int = Field(32, ge=1, description="Passages per embedding batch.")

@@ -13,18 +13,21 @@ import pytest
 
 from qa.config import Settings
 from qa.embedding.base import Vectors
+from qa.errors import IndexMismatchError
 from qa.index import sentence_vectors as indexing
 from qa.index.builds import list_builds
 from qa.index.cache import CACHE_FILE, EmbeddingCache
-from qa.index.pipeline import build_index
+from qa.index.pipeline import build_index, expected_identity
 from qa.index.store import Index
 from qa.ingest.chunking import Chunker, ChunkerConfig, Passage
 from qa.ingest.documents import Document
 from tests.helpers import FakeEmbedder, all_passages
 
 CONFIG = ChunkerConfig()
-#: Sentences embedded as texts of their own: a sentence already embedded anywhere is reused by its text.
+#: Sentences embedded as texts of their own (the default): a sentence already embedded anywhere is reused by its text.
 SEPARATE = ChunkerConfig(sentence_vectors="separate")
+#: Sentences pooled from their passage's own pass.
+PASSAGE = ChunkerConfig(sentence_vectors="passage")
 
 
 class CountingEmbedder(FakeEmbedder):
@@ -196,13 +199,13 @@ def test_editing_one_article_embeds_only_its_new_passages(settings: Settings) ->
 
 def test_in_one_pass_an_edited_article_embeds_its_new_passages_with_their_sentences(settings: Settings) -> None:
     """Sentence vectors pooled from the passage's pass depend on the passage: a new passage brings all its sentences."""
-    build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), CONFIG)
+    build_index(settings.corpus_dir, settings.index_dir, CountingEmbedder(), PASSAGE)
     doc_id = "003_4fdb1282455ab5f8"
     before = _passage_texts(settings.index_dir, doc_id)
     edited = settings.corpus_dir / f"{doc_id}.txt"
     edited.write_bytes(edited.read_bytes().replace(b"on October 1 stressed", b"on 1 October stressed"))
     embedder = CountingEmbedder()
-    report = build_index(settings.corpus_dir, settings.index_dir, embedder, CONFIG)
+    report = build_index(settings.corpus_dir, settings.index_dir, embedder, PASSAGE)
     after = _passage_texts(settings.index_dir, doc_id)
     new_passages = [t for t in after if t not in before]
     assert report.embedded == len(new_passages) == 1
@@ -216,7 +219,7 @@ def test_in_one_pass_an_edited_article_embeds_its_new_passages_with_their_senten
         index.close()
     assert embedder.texts[2:] == [record.text[s:e] for s, e in spans]
     again = CountingEmbedder()
-    assert build_index(settings.corpus_dir, settings.index_dir, again, CONFIG).embedded == 0
+    assert build_index(settings.corpus_dir, settings.index_dir, again, PASSAGE).embedded == 0
     assert len(again.texts) == 1  # only the model probe
 
 
@@ -310,3 +313,12 @@ def test_the_cache_is_in_wal_mode_and_commits_once_per_slice(tmp_path: Path) -> 
         assert sum(s.upper().startswith("COMMIT") for s in statements) == 1
     finally:
         cache.close()
+
+
+def test_an_index_built_the_other_way_is_refused(settings: Settings) -> None:
+    """How sentences were embedded is part of the build's identity: opening with the other setting fails."""
+    embedder = FakeEmbedder()
+    build_index(settings.corpus_dir, settings.index_dir, embedder, PASSAGE)
+    with pytest.raises(IndexMismatchError, match="sentence_vectors='passage'"):
+        Index.open(settings.index_dir, expected_identity(embedder, SEPARATE))
+    Index.open(settings.index_dir, expected_identity(embedder, PASSAGE)).close()

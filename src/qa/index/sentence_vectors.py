@@ -1,9 +1,10 @@
 """A build's sentence vectors: from each passage's own forward pass, or each sentence embedded as a text.
 
-``passage`` (the default, :data:`qa.embedding.spans.PASSAGE_TOKENS`): one forward pass per
-passage gives its vector and, pooled from its token embeddings, every sentence's
-(:mod:`qa.embedding.spans`); a sentence the window cut is embedded as a text of its own.
-``separate``: every sentence is embedded again as a text of its own (the way before).
+``separate`` (the default): every sentence is embedded again as a text of its own, and a
+sentence already embedded anywhere is reused by its text. ``passage``
+(:data:`qa.embedding.spans.PASSAGE_TOKENS`): one forward pass per passage gives its vector
+and, pooled from its token embeddings, every sentence's (:mod:`qa.embedding.spans`); a
+sentence the window cut is embedded as a text of its own.
 Which one made a build is recorded in its manifest's chunker entry, so an index built
 the other way is refused when opened.
 """
