@@ -434,3 +434,7 @@ def _print_build(r: dict[str, Any]) -> None:
     for name, rate in r["build_passages_per_s"].items():
         met = "met" if r["met"][name] else "not met"
         print(f"  build ({name}) {rate:.1f} passages/s: {r['ratio'][name]:.2f}x raw (target {r['target']}: {met})")
+
+
+if __name__ == "__main__":
+    main()
