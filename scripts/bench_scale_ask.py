@@ -299,10 +299,9 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     base_dir = args.base or (OUT / "index-scifact" / current_build_id(OUT / "index-scifact"))
     questions = list(load_benchmark(SCIFACT).queries.values())[: args.queries]
-    log(f"reading {base_dir}")
-    base = read_base(base_dir)
+    base: dict[str, Any] | None = None  # read only when a size must be grown
     report: dict[str, Any] = {
-        "base": {"build": base_dir.name, "passages": len(base["passages"]), "sentences": len(base["spans"])},
+        "base": {"build": base_dir.name},
         "commit": git_commit(),
         "noise": args.noise,
         "questions": len(questions),
@@ -316,6 +315,9 @@ def main() -> None:
         if args.reuse and about.is_file():
             made = json.loads(about.read_text())
         else:
+            if base is None:
+                log(f"reading {base_dir}")
+                base = read_base(base_dir)
             made = grow(base, n, args.noise, seed=n, index_dir=index_dir)
             about.write_text(json.dumps(made))
         entry: dict[str, Any] = {"grown": made}
