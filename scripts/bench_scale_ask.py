@@ -273,8 +273,8 @@ def over_http(index_dir: Path, questions: list[str], work: Path) -> dict[str, An
     return out
 
 
-def verdict(http: dict[str, Any]) -> dict[str, Any]:
-    cases = [v for k, v in http.items() if k != "server_memory_mib"]
+def verdict(served: dict[str, Any]) -> dict[str, Any]:
+    cases = [v for k, v in served.items() if k != "server_memory_mib"]
     worst_p50 = max(c["p50_ms"] for c in cases)
     worst_p99 = max(c["p99_ms"] for c in cases)
     return {
@@ -331,7 +331,7 @@ def main() -> None:
         log(f"{n:,} passages: {entry['verdict']}")
         report["sizes"][str(n)] = entry
         args.json.write_text(json.dumps(report, indent=2) + "\n")
-    log(f"wrote {args.json}")
+        log(f"wrote {args.json}")
 
 
 if __name__ == "__main__":
