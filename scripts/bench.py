@@ -220,10 +220,10 @@ def bench_throughput(index_dir: Path, clients: int, duration: float, rounds: int
 #: ``torch/separate`` is the way before (every sentence embedded again as a text of its own).
 BUILD_VARIANTS = {
     "torch/separate": ("torch", None, "separate"),
-    "torch": ("torch", None, "passage"),
-    "onnx": ("onnx", None, "passage"),
+    "onnx/separate": ("onnx", None, "separate"),
+    "onnx/2 threads/separate": ("onnx", 2, "separate"),
     "onnx/2 threads": ("onnx", 2, "passage"),
-    "onnx-int8": ("onnx-int8", None, "passage"),
+    "onnx-int8/2 threads": ("onnx-int8", 2, "passage"),
 }
 #: Build throughput against a raw ``encode`` of the passages alone (issue 16, target 1).
 BUILD_TARGET = 0.9

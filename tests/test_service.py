@@ -11,6 +11,7 @@ import pytest
 import qa
 import qa.service as service_module
 from qa.config import Settings
+from qa.embedding.base import BUILD_THREADS
 from qa.errors import IndexMismatchError, IndexNotFoundError
 from qa.index.pipeline import expected_identity
 from qa.ingest.chunking import ChunkerConfig
@@ -62,19 +63,20 @@ def test_serving_gives_the_query_encoder_the_inference_threads(settings: Setting
         assert service.query_encoder.threads == 3  # type: ignore[attr-defined]
 
 
-def test_the_passage_encoder_is_made_when_needed_and_shared_when_the_same(settings: Settings, made: list[Any]) -> None:
+def test_the_passage_encoder_is_made_when_needed_on_every_core(settings: Settings, made: list[Any]) -> None:
     with Service.from_settings(settings) as service:
         assert service.passage_encoder is service.passage_encoder
-        assert [e.encoder for e in made] == ["torch"]
-        assert made[0].threads is None  # builds keep the runtime's default threads
+        assert [e.encoder for e in made] == ["onnx"]  # the fp32 export: the same vectors as torch, faster
+        assert made[0].threads == BUILD_THREADS  # a build is a batch job
         assert service.query_encoder is not service.passage_encoder
-        assert [e.encoder for e in made] == ["torch", "onnx"]
+        assert [e.encoder for e in made] == ["onnx", "onnx"]
+        assert made[1].threads is None  # questions keep the runtime's default outside `qa serve`
     assert [e.closed for e in made] == [1, 1]
     made.clear()
-    same = settings.model_copy(update={"passage_encoder": "onnx"})
-    with Service.from_settings(same) as service:
-        assert service.passage_encoder is service.query_encoder
-    assert [e.closed for e in made] == [1]  # shared, closed once
+    chosen = settings.model_copy(update={"passage_encoder": "torch"})
+    with Service.from_settings(chosen) as service:
+        assert service.passage_encoder.encoder == "torch"  # type: ignore[attr-defined]
+    assert [e.closed for e in made] == [1]
 
 
 def test_an_encoder_handed_in_does_both_jobs_and_is_not_closed(settings: Settings, made: list[Any]) -> None:

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from qa.config import Settings
-from qa.embedding.base import Embedder
+from qa.embedding.base import BUILD_THREADS, Embedder
 from qa.embedding.factory import make_encoder
 from qa.errors import IndexStoreError
 from qa.index import pipeline
@@ -115,15 +115,17 @@ class Service:
     def passage_encoder(self) -> Embedder:
         """What embeds passages at build time (``passage_encoder``); made on first use.
 
-        The query encoder itself when both settings name the same encoder, or when the
-        query encoder was handed in (a fake does both jobs).
+        Its own encoder on :data:`~qa.embedding.base.BUILD_THREADS` intra-op threads (a build
+        is a batch job; the question encoder keeps one thread outside `qa serve`), or the query
+        encoder itself when that was handed in (a fake does both jobs).
         """
         if self._passage_encoder is None:
             s = self.settings
-            if self._handed_in or s.passage_encoder == s.query_encoder:
+            if self._handed_in:
                 self._passage_encoder = self.query_encoder
             else:
-                self._passage_encoder = self._make(make_encoder(s.model, s.passage_encoder, s.batch_size))
+                encoder = make_encoder(s.model, s.passage_encoder, s.batch_size, BUILD_THREADS)
+                self._passage_encoder = self._make(encoder)
         return self._passage_encoder
 
     def _make(self, encoder: Embedder) -> Embedder:
