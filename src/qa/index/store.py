@@ -36,6 +36,12 @@ from qa.index.vectors import read_vectors, reconstruct, search_vectors
 Expected = dict[str, Any] | None
 
 
+#: Passage positions remembered per request thread (:meth:`Index._positions`): a question's
+#: candidates are at most a few hundred (both sides' fusion depth), so this holds the last
+#: few questions' and costs well under a megabyte.
+_KNOWN_POSITIONS = 4096
+
+
 class Index:
     """One open build: vectors in FAISS, passages and documents in SQLite."""
 
@@ -49,7 +55,8 @@ class Index:
         #: The build's postings (passage BM25 bounded by the query's terms); ``None`` for a build
         #: written without them, which FTS5 scores as before.
         self._postings = Postings.open(self._db)
-        #: Per request thread: the last filter's allowed positions and the last BM25 pass.
+        #: Per request thread: the last filter's allowed positions, the last BM25 pass, and the
+        #: positions of the passages the searches last returned (see :meth:`_positions`).
         self._recent = threading.local()
 
     @classmethod
@@ -150,7 +157,7 @@ class Index:
         terms: Sequence[str] | None = None,
         weights: Weights = (1.0, 1.0),
     ) -> dict[str, PassageScores]:
-        positions = self._db.positions(passage_ids)
+        positions = self._positions(passage_ids)
         ids = [p for p in passage_ids if p in positions]
         cosines: dict[str, float] = {}
         if query is not None and ids:
@@ -233,7 +240,27 @@ class Index:
 
     def _scored(self, hits: Sequence[tuple[int, float]]) -> list[ScoredPassage]:
         ids = self._db.identify([position for position, _ in hits])
+        known = self._known()
+        if len(known) > _KNOWN_POSITIONS:
+            known.clear()
+        known.update((ids[position][0], position) for position, _ in hits)
         return [ScoredPassage(*ids[position], position, score) for position, score in hits]
+
+    def _known(self) -> dict[str, int]:
+        known: dict[str, int] | None = getattr(self._recent, "positions", None)
+        if known is None:
+            known = self._recent.positions = {}
+        return known
+
+    def _positions(self, passage_ids: Sequence[str]) -> dict[str, int]:
+        """Each passage's position: the searches just returned most of them (a build never changes,
+        so a position remembered is never stale); the database is asked only for the rest."""
+        known = self._known()
+        found = {p: known[p] for p in passage_ids if p in known}
+        missing = [p for p in passage_ids if p not in found]
+        if missing:
+            found.update(self._db.positions(missing))
+        return found
 
     def _check_counts(self) -> None:
         stored, low, high = self._db.query("SELECT COUNT(*), MIN(rowid), MAX(rowid) FROM passages")[0]

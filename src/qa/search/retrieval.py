@@ -18,13 +18,16 @@ the store only through :class:`~qa.index.protocol.PassageStore`, by passage id.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from qa.citations.cite import Citation, cite
 from qa.embedding.base import Embedder, Vectors
 from qa.index.database import PassageRecord
 from qa.index.filters import Filters
-from qa.index.protocol import PassageStore
+from qa.index.protocol import PassageStore, ScoredPassage
 from qa.ingest.extract import PageSpan
 from qa.search import evidence
 from qa.search.evidence import (
@@ -40,6 +43,13 @@ from qa.search.models import Answer, Corroboration, Mode, Result, check_mode, ch
 from qa.search.terms import query_terms, term_shares
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Where a question waits for its vector while its own thread searches the lexical side: the
+#: model runs on its inference thread whichever thread asks, so a waiter per request in flight
+#: (starlette's thread pool holds 40) is all this pool ever does.
+_ENCODING = ThreadPoolExecutor(max_workers=40, thread_name_prefix="qa-question")
 
 
 @dataclass(frozen=True)
@@ -102,8 +112,10 @@ class Searcher:
         chosen = check_mode(mode)
         if filters is not None:
             filters.check()
-        query = self.embedder.embed_batch([text])[0]
-        hits = self.rank(text, query, chosen, lookahead(k) if group else k, filters)
+        depth = lookahead(k) if group else k
+        # The lexical side needs only the words: it runs while the model encodes the question.
+        query, lexical = self._while_encoding(text, lambda: self._lexical(text, chosen, depth, filters))
+        hits = self.rank(text, query, chosen, depth, filters, lexical)
         records = {h.passage_id: h.record for h in hits if h.record is not None}
         records.update((p.passage_id, p) for p in self.index.passages([h.passage_id for h in hits if h.record is None]))
         passages = [records[h.passage_id] for h in hits]
@@ -154,19 +166,29 @@ class Searcher:
 
     # -- ranking ---------------------------------------------------------------------------
 
-    def rank(self, text: str, query: Vectors, mode: Mode, depth: int, filters: Filters | None = None) -> list[Hit]:
-        """Candidate passages for a question, best first, scored by ``mode``; at most ``depth``."""
+    def rank(
+        self,
+        text: str,
+        query: Vectors,
+        mode: Mode,
+        depth: int,
+        filters: Filters | None = None,
+        lexical: list[ScoredPassage] | None = None,
+    ) -> list[Hit]:
+        """Candidate passages for a question, best first, scored by ``mode``; at most ``depth``.
+
+        ``lexical``: the lexical side's candidates when already searched (:meth:`_lexical`).
+        """
         terms = query_terms(text)
-        # Fusion sees at least fusion.depth candidates from each side, however few are asked for.
-        pool = max(depth, self.fusion.depth) if mode == "hybrid" else depth
         hits: dict[str, Hit] = {}
         if mode in ("dense", "hybrid"):
-            for found in self.index.dense(query, pool, filters):
+            for found in self.index.dense(query, self._pool(mode, depth), filters):
                 hits[found.passage_id] = Hit(found.passage_id, found.doc_id, found.position, dense=found.score)
-        if mode in ("lexical", "hybrid") and terms:
-            for found in self.index.lexical(terms, pool, self.fusion.bm25_weights, filters):
-                hit = hits.setdefault(found.passage_id, Hit(found.passage_id, found.doc_id, found.position))
-                hit.lexical = found.score
+        if lexical is None:
+            lexical = self._lexical(text, mode, depth, filters)
+        for found in lexical:
+            hit = hits.setdefault(found.passage_id, Hit(found.passage_id, found.doc_id, found.position))
+            hit.lexical = found.score
         if mode == "hybrid":
             self._complete(hits, query, terms)
         if mode != "dense" and terms and self.fusion.document_weight > 0:
@@ -179,6 +201,30 @@ class Searcher:
             self._add_sentence_evidence(text, query, ranked[: self.fusion.rerank_depth])
             ranked.sort(key=lambda h: (-h.score, h.position))
         return ranked[:depth]
+
+    def _pool(self, mode: Mode, depth: int) -> int:
+        """Candidates each side searches: fusion sees at least fusion.depth from each, however few are asked for."""
+        return max(depth, self.fusion.depth) if mode == "hybrid" else depth
+
+    def _lexical(self, text: str, mode: Mode, depth: int, filters: Filters | None) -> list[ScoredPassage]:
+        """The lexical side's candidates for ``mode`` (none for dense, or for a question without terms)."""
+        terms = query_terms(text)
+        if mode not in ("lexical", "hybrid") or not terms:
+            return []
+        return self.index.lexical(terms, self._pool(mode, depth), self.fusion.bm25_weights, filters)
+
+    def _while_encoding(self, text: str, work: Callable[[], T]) -> tuple[Vectors, T]:
+        """The question's vector and ``work()``'s result, ``work`` running on this thread meanwhile.
+
+        The store's per-thread state (the last filter's positions, the question's postings)
+        stays with the request's thread, where the rest of the answer reads it.
+        """
+        vector = _ENCODING.submit(self.embedder.embed_batch, [text])
+        try:
+            done = work()
+        finally:
+            query = vector.result()[0]
+        return query, done
 
     def _add_sentence_evidence(self, text: str, query: Vectors, hits: list[Hit]) -> None:
         """Add each hit's best stored sentence cosine and best sentence term share, weighted, to its score."""
