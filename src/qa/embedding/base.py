@@ -98,6 +98,21 @@ class Embedder(Protocol):
 PROBE_DECIMALS = 5
 
 
+def embed_soon(embedder: Embedder, texts: Sequence[str]) -> Callable[[], Vectors]:
+    """Start embedding ``texts``; call what is returned for the vectors (it waits for them).
+
+    An embedder with a model thread of its own (the sentence-transformers and ONNX ones, and
+    the micro-batcher over them) encodes there while the caller goes on; any other embedder
+    (a test's fake) encodes here, before returning.
+    """
+    soon = getattr(embedder, "embed_soon", None)
+    if soon is not None:
+        waiter: Callable[[], Vectors] = soon(texts)
+        return waiter
+    vectors = embedder.embed_batch(texts)
+    return lambda: vectors
+
+
 def probe_identity(embedder: Embedder) -> ModelIdentity:
     """The identity of a model that is what it runs: its name, revision, sizes and probe vector."""
     probe = embedder.embed_batch([PROBE_TEXT])[0][:PROBE_DIMS]
@@ -149,9 +164,15 @@ class InferenceThread:
 
     def on_inference_thread(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the model's own thread (inline when already on it) and return its result."""
+        return self.soon_on_inference_thread(fn)()
+
+    def soon_on_inference_thread(self, fn: Callable[[], T]) -> Callable[[], T]:
+        """Start ``fn`` on the model's own thread (inline when already on it); call what is returned
+        for its result (it waits). The caller works meanwhile, with no thread of its own spent."""
         if threading.current_thread().name.startswith(self._thread_name):
-            return fn()
-        return self._executor.submit(fn).result()
+            done = fn()
+            return lambda: done
+        return self._executor.submit(fn).result
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -200,7 +221,11 @@ class SentenceTransformerEmbedder(InferenceThread):
         return int(length)
 
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
-        return self.on_inference_thread(lambda: self._encode(list(texts)))
+        return self.embed_soon(texts)()
+
+    def embed_soon(self, texts: Sequence[str]) -> Callable[[], Vectors]:
+        """:func:`embed_soon`: the encode starts on the model's thread, the caller collects it."""
+        return self.soon_on_inference_thread(lambda: self._encode(list(texts)))
 
     def embed_with_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> tuple[Vectors, list[Vectors]]:
         """Passage vectors and their sentences' vectors from one forward pass (see :mod:`qa.embedding.spans`)."""

@@ -21,11 +21,11 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from qa.embedding.base import Embedder, InferenceThread, Vectors
+from qa.embedding.base import Embedder, InferenceThread, Vectors, embed_soon
 from qa.embedding.identity import ModelIdentity
 from qa.embedding.spans import Spans
 
@@ -88,20 +88,29 @@ class MicroBatcher:
         return self.inner.embed_with_spans(texts, spans)
 
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
+        return self.embed_soon(texts)()
+
+    def embed_soon(self, texts: Sequence[str]) -> Callable[[], Vectors]:
+        """Queue ``texts`` and start a drain on the model's thread; call what is returned for the vectors."""
         if not texts or self._closed:
-            return self.inner.embed_batch(texts)
+            return embed_soon(self.inner, texts)
         job = _Job(list(texts))
         with self._arrived:
             self._queue.append(job)
             self._arrived.notify()
-        # Returns once the queue has been drained past this job, by this drain or an earlier one.
-        self._thread.on_inference_thread(self._drain)
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        if job.result is None:  # pragma: no cover - a drain always sets one or the other
-            raise RuntimeError("the batcher returned nothing")
-        return job.result
+        drained = self._thread.soon_on_inference_thread(self._drain)
+
+        def result() -> Vectors:
+            # Returns once the queue has been drained past this job, by this drain or an earlier one.
+            drained()
+            job.done.wait()
+            if job.error is not None:
+                raise job.error
+            if job.result is None:  # pragma: no cover - a drain always sets one or the other
+                raise RuntimeError("the batcher returned nothing")
+            return job.result
+
+        return result
 
     # -- lifecycle -------------------------------------------------------------------------
 

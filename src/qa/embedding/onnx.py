@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -150,8 +150,12 @@ class OnnxEmbedder(InferenceThread):
         return int(self._loaded()["source"]["max_seq_length"])
 
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
+        return self.embed_soon(texts)()
+
+    def embed_soon(self, texts: Sequence[str]) -> Callable[[], Vectors]:
+        """:func:`~qa.embedding.base.embed_soon`: the encode starts on the model's thread."""
         self._loaded()
-        return self.on_inference_thread(lambda: self._encode(list(texts)))
+        return self.soon_on_inference_thread(lambda: self._encode(list(texts)))
 
     def embed_with_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> tuple[Vectors, list[Vectors]]:
         """Passage vectors and their sentences' vectors from one forward pass (see :mod:`qa.embedding.spans`)."""

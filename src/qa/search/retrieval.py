@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
 from qa.citations.cite import Citation, cite
-from qa.embedding.base import Embedder, Vectors
+from qa.embedding.base import Embedder, Vectors, embed_soon
 from qa.index.database import PassageRecord
 from qa.index.filters import Filters
 from qa.index.protocol import PassageStore, ScoredPassage
@@ -45,11 +44,6 @@ from qa.search.terms import query_terms, term_shares
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: Where a question waits for its vector while its own thread searches the lexical side: the
-#: model runs on its inference thread whichever thread asks, so a waiter per request in flight
-#: (starlette's thread pool holds 40) is all this pool ever does.
-_ENCODING = ThreadPoolExecutor(max_workers=40, thread_name_prefix="qa-question")
 
 
 @dataclass(frozen=True)
@@ -214,16 +208,17 @@ class Searcher:
         return self.index.lexical(terms, self._pool(mode, depth), self.fusion.bm25_weights, filters)
 
     def _while_encoding(self, text: str, work: Callable[[], T]) -> tuple[Vectors, T]:
-        """The question's vector and ``work()``'s result, ``work`` running on this thread meanwhile.
+        """The question's vector and ``work()``'s result, ``work`` running on this thread while the
+        model's own thread encodes (:func:`~qa.embedding.base.embed_soon`: no thread hop added).
 
         The store's per-thread state (the last filter's positions, the question's postings)
         stays with the request's thread, where the rest of the answer reads it.
         """
-        vector = _ENCODING.submit(self.embedder.embed_batch, [text])
+        vectors = embed_soon(self.embedder, [text])
         try:
             done = work()
         finally:
-            query = vector.result()[0]
+            query = vectors()[0]
         return query, done
 
     def _add_sentence_evidence(self, text: str, query: Vectors, hits: list[Hit]) -> None:
