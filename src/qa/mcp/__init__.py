@@ -10,6 +10,15 @@ quote checks as the HTTP API (:class:`~qa.server.deps.AppState`); only the trans
 
 from __future__ import annotations
 
-from qa.mcp.tools import create_mcp_server
+from typing import Any
 
 __all__ = ["create_mcp_server"]
+
+
+def __getattr__(name: str) -> Any:
+    # The tools import the MCP SDK (0.4 s): only when asked for, so `qa serve` starts without it.
+    if name == "create_mcp_server":
+        from qa.mcp.tools import create_mcp_server
+
+        return create_mcp_server
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
