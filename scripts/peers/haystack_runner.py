@@ -20,16 +20,14 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from runner import main, read_jsonl, timed_queries
+
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def build(args: argparse.Namespace) -> dict[str, Any]:
@@ -99,31 +97,8 @@ def query(args: argparse.Namespace) -> dict[str, Any]:
             return [d.id for d in retriever.run(query_embedding=vector)["documents"]]
 
     load_s = time.perf_counter() - t0
-    questions = read_jsonl(args.queries)
-    for q in questions[: args.warm]:
-        search(embedder.run(text=q["text"])["embedding"])
-    ranked: dict[str, list[str]] = {}
-    seconds: list[float] = []
-    for q in questions:
-        t = time.perf_counter()
-        ranked[q["id"]] = search(embedder.run(text=q["text"])["embedding"])
-        seconds.append(time.perf_counter() - t)
-    return {"load_s": load_s, "seconds": seconds, "ranked": ranked}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["build", "query"])
-    parser.add_argument("--store", choices=["faiss", "memory"], required=True)
-    parser.add_argument("--docs", type=Path)
-    parser.add_argument("--queries", type=Path)
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--index", type=Path, required=True)
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--warm", type=int, default=10)
-    args = parser.parse_args()
-    print(json.dumps(build(args) if args.command == "build" else query(args)), flush=True)
+    return timed_queries(args, load_s, lambda text: search(embedder.run(text=text)["embedding"]))
 
 
 if __name__ == "__main__":
-    main()
+    main(__doc__, "store", ["faiss", "memory"], build, query)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
@@ -17,6 +19,14 @@ from tests.helpers import open_index as _open
 WEIGHTS = (1.0, 1.0)
 
 
+@pytest.fixture
+def index(built: Settings, fake_embedder: FakeEmbedder) -> Iterator[Index]:
+    """The seeds' build, opened with its postings (closed after the test)."""
+    opened = _open(built, fake_embedder)
+    yield opened
+    opened.close()
+
+
 def _queries(index: Index) -> list[list[str]]:
     """Query terms from every seed passage's first words, and a few repeated or absent ones."""
     found = [query_terms(" ".join(p.text.split()[:12])) for p in all_passages(index)]
@@ -30,77 +40,57 @@ def _fts5(index: Index, terms: list[str], filters: Filters | None = None) -> lis
 
 
 @pytest.mark.parametrize("dense_share", [0.0, 1e9], ids=["summed-by-position", "summed-over-sorted-positions"])
-def test_top_passages_and_scores_equal_fts5(
-    built: Settings, fake_embedder: FakeEmbedder, dense_share: float, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_top_passages_and_scores_equal_fts5(index: Index, dense_share: float, monkeypatch: pytest.MonkeyPatch) -> None:
     """Same passages, same order, the same doubles: the lists are FTS5's own and the sum is in its order,
     whichever way a question's scores are summed."""
     monkeypatch.setattr("qa.index.postings.DENSE_SHARE", dense_share)
-    index = _open(built, fake_embedder)
-    try:
-        postings = index._postings
-        assert postings is not None
-        checked = 0
-        for terms in _queries(index):
-            if not terms:
-                continue
-            held = postings.terms(terms)
-            assert held is not None
-            expected = _fts5(index, terms)
-            assert postings.top(held, 40, WEIGHTS) == expected[:40]
-            everyone = range(1, index.passage_count + 1)
-            assert postings.scores(held, everyone, WEIGHTS) == dict(expected)
-            checked += 1
-        assert checked > 40
-    finally:
-        index.close()
+    postings = index._postings
+    assert postings is not None
+    checked = 0
+    for terms in _queries(index):
+        if not terms:
+            continue
+        held = postings.terms(terms)
+        assert held is not None
+        expected = _fts5(index, terms)
+        assert postings.top(held, 40, WEIGHTS) == expected[:40]
+        everyone = range(1, index.passage_count + 1)
+        assert postings.scores(held, everyone, WEIGHTS) == dict(expected)
+        checked += 1
+    assert checked > 40
 
 
-def test_other_column_weights_agree_with_fts5(built: Settings, fake_embedder: FakeEmbedder) -> None:
-    index = _open(built, fake_embedder)
-    try:
-        assert index._postings is not None
-        for weights in ((2.0, 0.5), (0.0, 1.0), (1.0, 0.0)):
-            terms = ["india", "japan", "nato", "minister"]
-            match = match_expression(terms)
-            assert match is not None
-            expected = index._db.bm25(match, weights)
-            mine = index.lexical(terms, len(expected) + 5, weights)
-            assert [h.position for h in mine] == [p for p, _ in expected]
-            assert [h.score for h in mine] == pytest.approx([s for _, s in expected], rel=1e-12)
-    finally:
-        index.close()
+def test_other_column_weights_agree_with_fts5(index: Index) -> None:
+    assert index._postings is not None
+    for weights in ((2.0, 0.5), (0.0, 1.0), (1.0, 0.0)):
+        terms = ["india", "japan", "nato", "minister"]
+        match = match_expression(terms)
+        assert match is not None
+        expected = index._db.bm25(match, weights)
+        mine = index.lexical(terms, len(expected) + 5, weights)
+        assert [h.position for h in mine] == [p for p, _ in expected]
+        assert [h.score for h in mine] == pytest.approx([s for _, s in expected], rel=1e-12)
 
 
-def test_filtered_lexical_search_equals_fts5_within_the_allowed_documents(
-    built: Settings, fake_embedder: FakeEmbedder
-) -> None:
-    index = _open(built, fake_embedder)
-    try:
-        doc_ids = tuple(d.doc_id for d in index.documents()[:2])
-        filters = Filters(doc_ids=doc_ids)
-        terms = ["india", "japan", "nato", "alliance"]
-        expected = _fts5(index, terms, filters)
-        found = index.lexical(terms, 100, WEIGHTS, filters)
-        assert expected
-        assert [(h.position, h.score) for h in found] == expected
-        assert {h.doc_id for h in found} <= set(doc_ids)
-        assert index.lexical(terms, 5, WEIGHTS, Filters(doc_ids=("no-such-document",))) == []
-    finally:
-        index.close()
+def test_filtered_lexical_search_equals_fts5_within_the_allowed_documents(index: Index) -> None:
+    doc_ids = tuple(d.doc_id for d in index.documents()[:2])
+    filters = Filters(doc_ids=doc_ids)
+    terms = ["india", "japan", "nato", "alliance"]
+    expected = _fts5(index, terms, filters)
+    found = index.lexical(terms, 100, WEIGHTS, filters)
+    assert expected
+    assert [(h.position, h.score) for h in found] == expected
+    assert {h.doc_id for h in found} <= set(doc_ids)
+    assert index.lexical(terms, 5, WEIGHTS, Filters(doc_ids=("no-such-document",))) == []
 
 
-def test_a_term_of_several_tokens_is_left_to_fts5_as_a_phrase(built: Settings, fake_embedder: FakeEmbedder) -> None:
+def test_a_term_of_several_tokens_is_left_to_fts5_as_a_phrase(index: Index) -> None:
     """FTS5 searches "asian-nato" as the phrase "asian nato"; the postings hold single tokens only."""
-    index = _open(built, fake_embedder)
-    try:
-        assert index._postings is not None
-        assert index._postings.terms(["asian-nato"]) is None
-        expected = _fts5(index, ["asian-nato"])
-        assert expected
-        assert [(h.position, h.score) for h in index.lexical(["asian-nato"], 100, WEIGHTS)] == expected
-    finally:
-        index.close()
+    assert index._postings is not None
+    assert index._postings.terms(["asian-nato"]) is None
+    expected = _fts5(index, ["asian-nato"])
+    assert expected
+    assert [(h.position, h.score) for h in index.lexical(["asian-nato"], 100, WEIGHTS)] == expected
 
 
 def test_a_build_without_postings_is_searched_by_fts5_alike(
@@ -133,16 +123,12 @@ def test_question_terms_are_cut_as_fts5_cuts_them() -> None:
     assert fts5_tokens("") == ()
 
 
-def test_the_build_records_each_passage_length_in_tokens(built: Settings, fake_embedder: FakeEmbedder) -> None:
-    index = _open(built, fake_embedder)
-    try:
-        postings = index._postings
-        assert postings is not None
-        assert postings.passages == index.passage_count
-        sizes = index._db.query("SELECT id, sz FROM passages_fts_docsize ORDER BY id")
-        # FTS5 stores each row's column sizes as varints; every size here is below 128, one byte each.
-        expected = np.array([sum(blob) for _, blob in sizes], dtype=np.float64)
-        assert max(max(blob) for _, blob in sizes) < 128
-        assert np.array_equal(postings._lengths[1:], expected)
-    finally:
-        index.close()
+def test_the_build_records_each_passage_length_in_tokens(index: Index) -> None:
+    postings = index._postings
+    assert postings is not None
+    assert postings.passages == index.passage_count
+    sizes = index._db.query("SELECT id, sz FROM passages_fts_docsize ORDER BY id")
+    # FTS5 stores each row's column sizes as varints; every size here is below 128, one byte each.
+    expected = np.array([sum(blob) for _, blob in sizes], dtype=np.float64)
+    assert max(max(blob) for _, blob in sizes) < 128
+    assert np.array_equal(postings._lengths[1:], expected)
