@@ -29,7 +29,7 @@ from qa.index.builds import (
 from qa.index.cache import EmbeddingCache, model_key
 from qa.index.manifest import compatibility_problems, read_manifest
 from qa.index.sentence_vectors import Progress as Progress  # re-exported: callers import it here
-from qa.index.sentence_vectors import embed_passages
+from qa.index.sentence_vectors import VectorCache, embed_passages
 from qa.index.store import Index
 from qa.index.vectors import VectorIndexMode, choose_vector_index
 from qa.ingest import chunking, cleaning, sentences
@@ -159,12 +159,8 @@ def _build(
     return BuildReport(build_id, len(documents), len(passages), seconds, embedded)
 
 
-class VectorSource(Protocol):
+class VectorSource(VectorCache, Protocol):
     """Where a build finds vectors and passage boundaries it already has (:class:`EmbeddingCache`, or a database)."""
-
-    def get(self, keys: Sequence[str]) -> dict[str, Vectors]: ...
-
-    def put(self, keys: Sequence[str], vectors: Vectors) -> None: ...
 
     def get_chunks(self, keys: Sequence[str]) -> dict[str, list[list[Any]]]: ...
 
