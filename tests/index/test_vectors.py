@@ -19,6 +19,7 @@ from qa.index.vectors import (
     VectorIndexSpec,
     build_vector_index,
     choose_vector_index,
+    half_scan,
     read_vectors,
     search_vectors,
 )
@@ -79,6 +80,23 @@ def test_hnsw_finds_what_flat_finds_and_reconstructs_closely(storage: HnswStorag
     keys = np.array([1, 17, 3000])
     error = np.abs(hnsw.reconstruct_batch(keys) - vectors[keys - 1]).max()
     assert error == 0 if storage == "flat" else error < 1e-2
+
+
+def test_a_flat_index_scanned_through_its_fp16_copy_finds_and_scores_exactly_what_flat_does() -> None:
+    vectors, spec = _unit(3000, d=64), VectorIndexSpec()
+    flat = build_vector_index(vectors, spec)
+    assert half_scan(flat, spec) is None  # below HALF_SCAN_MIN: searched as it is
+    half = half_scan(flat, spec, minimum=0)
+    assert half is not None and half.ntotal == flat.ntotal
+    allowed = list(range(1, 3001, 7))
+    for q in _unit(40, d=64, seed=1):
+        for chosen in (None, allowed):
+            exact = search_vectors(flat, spec, q, 10, chosen)
+            found = search_vectors(flat, spec, q, 10, chosen, half)
+            assert [r for r, _ in found] == [r for r, _ in exact]
+            # rescored from the float32 vectors, not the fp16 copy's scores
+            assert np.allclose([s for _, s in found], [s for _, s in exact], atol=1e-6)
+            assert chosen is None or {r for r, _ in found} <= set(chosen)
 
 
 @pytest.mark.parametrize("limit", [0, 10**6], ids=["through-the-graph", "exact-over-allowed"])

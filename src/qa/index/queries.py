@@ -116,20 +116,21 @@ class BuildDatabase:
         found = dict(rows)
         return found.get(passage.ordinal - 1), found.get(passage.ordinal + 1)
 
-    def sentences(self, passage_ids: Sequence[str]) -> dict[str, tuple[list[tuple[int, int]], Vectors]]:
-        """Each passage's sentences (offsets into its text, in order) and their stored vectors."""
+    def sentences(self, positions: dict[str, int]) -> dict[str, tuple[list[tuple[int, int]], Vectors]]:
+        """Each passage's sentences (offsets into its text, in order) and their stored vectors, for
+        passages given as ``{passage_id: position}``."""
         out: dict[str, tuple[list[tuple[int, int]], Vectors]] = {}
-        if not passage_ids:
+        if not positions:
             return out
-        marks = ",".join("?" * len(passage_ids))
+        marks = ",".join("?" * len(positions))
         rows = self.query(
-            f'SELECT p.passage_id, s.start, s."end", s.vector FROM passages p JOIN sentences s ON s.passage = p.rowid '
-            f"WHERE p.passage_id IN ({marks}) ORDER BY s.passage, s.start",
-            list(passage_ids),
+            f'SELECT passage, start, "end", vector FROM sentences WHERE passage IN ({marks}) ORDER BY passage, start',
+            list(positions.values()),
         )
+        ids = {position: passage_id for passage_id, position in positions.items()}
         grouped: dict[str, list[tuple[int, int, bytes]]] = {}
-        for passage_id, start, end, blob in rows:
-            grouped.setdefault(str(passage_id), []).append((int(start), int(end), blob))
+        for position, start, end, blob in rows:
+            grouped.setdefault(ids[int(position)], []).append((int(start), int(end), blob))
         for passage_id, items in grouped.items():
             vectors = np.frombuffer(b"".join(blob for _, _, blob in items), dtype=np.float32)
             out[passage_id] = ([(s, e) for s, e, _ in items], vectors.reshape(len(items), -1))

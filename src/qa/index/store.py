@@ -29,7 +29,7 @@ from qa.index.manifest import Manifest, check_manifest, compatibility_problems, 
 from qa.index.postings import Postings
 from qa.index.protocol import PassageScores, ScoredPassage, SentenceVectors, Weights
 from qa.index.queries import BuildDatabase, match_expression
-from qa.index.vectors import read_vectors, reconstruct, search_vectors
+from qa.index.vectors import half_scan, read_vectors, reconstruct, search_vectors
 
 #: What opening checks a build against: ``{"model": ..., "chunker": ...}`` (see
 #: :func:`qa.index.pipeline.expected_identity`), or ``None`` to trust the build's own record.
@@ -51,6 +51,8 @@ class Index:
         self._db = BuildDatabase(db)
         self._vectors = vectors
         self.vector_spec = manifest.vectors
+        #: The fp16 copy a large flat index is scanned through (``None``: searched as it is).
+        self._half = half_scan(vectors, self.vector_spec)
         self._documents = self._db.documents()
         #: The build's postings (passage BM25 bounded by the query's terms); ``None`` for a build
         #: written without them, which FTS5 scores as before.
@@ -130,7 +132,7 @@ class Index:
         allowed = self._allowed(filters)
         if allowed is not None and not allowed:
             return []
-        hits = search_vectors(self._vectors, self.vector_spec, query, k, allowed)
+        hits = search_vectors(self._vectors, self.vector_spec, query, k, allowed, self._half)
         # FAISS leaves equal scores in heap order; the protocol breaks ties by position.
         return self._scored(sorted(hits, key=lambda hit: (-hit[1], hit[0])))
 
@@ -185,7 +187,7 @@ class Index:
         return self._db.neighbours(passage)
 
     def sentences(self, passage_ids: Sequence[str]) -> dict[str, SentenceVectors]:
-        return {p: SentenceVectors(*found) for p, found in self._db.sentences(passage_ids).items()}
+        return {p: SentenceVectors(*found) for p, found in self._db.sentences(self._positions(passage_ids)).items()}
 
     def documents(self) -> list[DocumentRecord]:
         return list(self._documents.values())
