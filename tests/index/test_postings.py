@@ -9,7 +9,8 @@ import pytest
 
 from qa.config import Settings
 from qa.index.filters import Filters
-from qa.index.postings import Postings, fts5_tokens
+from qa.index.lexicon import idf
+from qa.index.postings import Postings, _Term, fts5_tokens
 from qa.index.queries import match_expression
 from qa.index.store import Index
 from qa.search.terms import query_terms
@@ -39,11 +40,15 @@ def _fts5(index: Index, terms: list[str], filters: Filters | None = None) -> lis
     return index._db.bm25(match, WEIGHTS, filters)
 
 
+@pytest.mark.parametrize("prune_min", [0, 10**9], ids=["maxscore", "every-posting"])
 @pytest.mark.parametrize("dense_share", [0.0, 1e9], ids=["summed-by-position", "summed-over-sorted-positions"])
-def test_top_passages_and_scores_equal_fts5(index: Index, dense_share: float, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_top_passages_and_scores_equal_fts5(
+    index: Index, dense_share: float, prune_min: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Same passages, same order, the same doubles: the lists are FTS5's own and the sum is in its order,
-    whichever way a question's scores are summed."""
+    whichever way a question's scores are summed, pruned or not."""
     monkeypatch.setattr("qa.index.postings.DENSE_SHARE", dense_share)
+    monkeypatch.setattr("qa.index.postings.PRUNE_MIN", prune_min)
     postings = index._postings
     assert postings is not None
     checked = 0
@@ -53,7 +58,8 @@ def test_top_passages_and_scores_equal_fts5(index: Index, dense_share: float, mo
         held = postings.terms(terms)
         assert held is not None
         expected = _fts5(index, terms)
-        assert postings.top(held, 40, WEIGHTS) == expected[:40]
+        for k in (1, 3, 10, 40):
+            assert postings.top(held, k, WEIGHTS) == expected[:k]
         everyone = range(1, index.passage_count + 1)
         assert postings.scores(held, everyone, WEIGHTS) == dict(expected)
         checked += 1
@@ -132,3 +138,35 @@ def test_the_build_records_each_passage_length_in_tokens(index: Index) -> None:
     expected = np.array([sum(blob) for _, blob in sizes], dtype=np.float64)
     assert max(max(blob) for _, blob in sizes) < 128
     assert np.array_equal(postings._lengths[1:], expected)
+
+
+def _synthetic(rng: np.random.Generator, passages: int, sizes: list[int]) -> tuple[Postings, list[_Term | None]]:
+    """Postings over ``passages`` random-length passages and one term per size, held by that many."""
+    lengths = rng.integers(5, 200, passages + 1).astype(np.int32)
+    postings = Postings(reader=None, passages=passages, tokens_total=int(lengths[1:].sum()), lengths=lengths)  # type: ignore[arg-type]
+    terms: list[_Term | None] = []
+    for number, size in enumerate(sizes):
+        positions = np.sort(rng.choice(np.arange(1, passages + 1), size, replace=False)).astype(np.int32)
+        title = rng.integers(0, 2, size).astype(np.int32)
+        text = rng.integers(1, 4, size).astype(np.int32)
+        terms.append(_Term(f"t{number}", positions, title, text, float(idf(passages, size))))
+    return postings, terms
+
+
+def test_maxscore_pruning_finds_exactly_what_scoring_every_posting_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rare terms and long lists of common ones, with and without a filter, for several k: the
+    pruned top k is the same passages with the same doubles, and it did skip the long lists."""
+    rng = np.random.default_rng(7)
+    postings, terms = _synthetic(rng, 60_000, [40, 300, 9_000, 25_000, 30_000])
+    mask = rng.random(60_001) < 0.3
+    pruned_any = False
+    for chosen in ([terms[i] for i in order] for order in ([0, 1, 2, 3, 4], [4, 3, 1], [2, 0, 4], [3, 4])):
+        for allowed in (None, mask):
+            for k in (1, 10, 100, 1_000):
+                monkeypatch.setattr("qa.index.postings.PRUNE_MIN", 0)
+                held = [t for t in chosen if t is not None]
+                pruned_any |= postings._pruned(held, k, WEIGHTS, allowed) is not None
+                fast = postings.top(chosen, k, WEIGHTS, allowed)
+                monkeypatch.setattr("qa.index.postings.PRUNE_MIN", 10**9)
+                assert fast == postings.top(chosen, k, WEIGHTS, allowed)
+    assert pruned_any

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import faiss
 import numpy as np
 import pytest
@@ -101,3 +103,34 @@ def test_a_flat_build_records_flat_and_an_old_manifest_without_the_entry_opens(
     index = _open(built, fake_embedder)
     assert index.vector_spec == VectorIndexSpec()
     index.close()
+
+
+def test_a_filters_allowed_passages_are_found_once_for_every_request_thread(
+    built: Settings, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding a filter's passages reads every passage's document: the server's worker threads share
+    the answer instead of each paying for it, and each still searches only inside it."""
+    index = _open(built, fake_embedder)
+    try:
+        asked: list[Filters] = []
+        real = index._db.allowed
+        monkeypatch.setattr(index._db, "allowed", lambda f: asked.append(f) or real(f))
+        doc_id = index.documents()[0].doc_id
+        filters = Filters(doc_ids=(doc_id,))
+        query = fake_embedder.embed_batch(["Asian NATO"])[0]
+        found: list[set[str]] = []
+
+        def search() -> None:
+            hits = index.dense(query, 5, filters) + index.lexical(["nato", "india"], 5, (1.0, 1.0), filters)
+            found.append({h.doc_id for h in hits})
+
+        threads = [threading.Thread(target=search) for _ in range(3)]
+        search()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert asked == [filters]
+        assert found == [{doc_id}] * 4
+    finally:
+        index.close()

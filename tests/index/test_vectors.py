@@ -87,7 +87,8 @@ def test_a_flat_index_scanned_through_its_fp16_copy_finds_and_scores_exactly_wha
     flat = build_vector_index(vectors, spec)
     assert half_scan(flat, spec) is None  # below HALF_SCAN_MIN: searched as it is
     half = half_scan(flat, spec, minimum=0)
-    assert half is not None and half.ntotal == flat.ntotal
+    assert half is not None
+    assert half.ntotal == flat.ntotal
     allowed = list(range(1, 3001, 7))
     for q in _unit(40, d=64, seed=1):
         for chosen in (None, allowed):

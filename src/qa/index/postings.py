@@ -58,6 +58,15 @@ _scratch = threading.local()
 #: random lists over 1M positions (2026-12-05, loaded machine): 50k postings 1.2 ms sorted
 #: against 18 ms by position, 200k 19-30 ms against 12 ms, 1M 51-280 ms against 26 ms.
 DENSE_SHARE = 0.2
+#: A question whose lists hold more postings than this is ranked with MaxScore pruning
+#: (:meth:`Postings.top`): below it, scoring every posting is already a fraction of a millisecond.
+PRUNE_MIN = 20_000
+#: Terms whose largest share (the best BM25 contribution any passage gets from them) is
+#: remembered; each is one pass over its list, paid the first time a question holds it.
+_BOUNDS_CACHED = 65_536
+#: Relative slack on the pruning test (terms whose bounds sum below the threshold are skipped):
+#: the bounds and a passage's score are sums of the same doubles in different orders.
+_BOUND_SLACK = 1e-9
 
 
 @functools.lru_cache(maxsize=_TOKEN_CACHE)
@@ -124,6 +133,7 @@ class Reader(Protocol):
 class _Term:
     """One query term's postings: positions (ascending), title and text counts, and its IDF."""
 
+    term: str
     positions: np.ndarray
     title_tf: np.ndarray
     text_tf: np.ndarray
@@ -140,6 +150,8 @@ class Postings:
         # float64 as FTS5 computes with, index = position (0 unused).
         self._lengths = lengths.astype(np.float64)
         self._recent = threading.local()
+        #: ``(term, weights)``: the term's largest share in any passage (see :meth:`_bound`).
+        self._bounds: dict[tuple[str, tuple[float, float]], float] = {}
 
     @classmethod
     def open(cls, reader: Reader) -> Postings | None:
@@ -167,6 +179,7 @@ class Postings:
         )
         lists = {
             str(term): _Term(
+                str(term),
                 np.frombuffer(p, dtype=np.int32),
                 np.frombuffer(a, dtype=np.int32),
                 np.frombuffer(b, dtype=np.int32),
@@ -190,21 +203,15 @@ class Postings:
         held = [t for t in terms if t is not None]
         if not held or k <= 0:
             return []
-        positions = np.concatenate([t.positions for t in held])
-        shares = np.concatenate([self._shares(t, weights, slice(None)) for t in held])
-        # Each passage's shares summed in query-term order, as FTS5 adds them (bincount adds in array order).
-        if len(positions) > DENSE_SHARE * self.passages:
-            totals = np.bincount(positions, weights=shares, minlength=self.passages + 1)
-            matched = np.zeros(self.passages + 1, dtype=bool)
-            matched[positions] = True
-            found = np.flatnonzero(matched)
-            scores = totals[found]
+        pruned = self._pruned(held, k, weights, allowed) if sum(len(t.positions) for t in held) > PRUNE_MIN else None
+        if pruned is not None:
+            found = pruned
+            scores, _ = self._summed(held, found, weights)
         else:
-            found, where = np.unique(positions, return_inverse=True)
-            scores = np.bincount(where, weights=shares, minlength=len(found))
-        if allowed is not None:
-            keep = allowed[found]
-            found, scores = found[keep], scores[keep]
+            found, scores = self._every(held, weights)
+            if allowed is not None:
+                keep = allowed[found]
+                found, scores = found[keep], scores[keep]
         if len(found) > k:
             kth = np.partition(scores, len(scores) - k)[len(scores) - k]
             keep = scores >= kth
@@ -217,13 +224,91 @@ class Postings:
     ) -> dict[int, float]:
         """BM25 of the passages at ``positions`` that hold any term."""
         wanted = np.asarray(positions, dtype=np.int32)
-        total = np.zeros(len(wanted), dtype=np.float64)
-        matched = np.zeros(len(wanted), dtype=bool)
-        for term in terms:
-            if term is None or not len(wanted):
-                continue
-            at = np.minimum(np.searchsorted(term.positions, wanted), len(term.positions) - 1)
-            hit = term.positions[at] == wanted
+        total, matched = self._summed([t for t in terms if t is not None], wanted, weights)
+        return {int(p): float(s) for p, s in zip(wanted[matched], total[matched], strict=True)}
+
+    def _every(
+        self, held: list[_Term], weights: tuple[float, float], allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every passage holding a term (ascending; only ``allowed`` ones when given) and the sum of
+        these terms' shares in it: all their postings scored."""
+        positions = np.concatenate([t.positions for t in held])
+        shares = np.concatenate([self._shares(t, weights, slice(None)) for t in held])
+        # Each passage's shares summed in query-term order, as FTS5 adds them (bincount adds in array order).
+        if len(positions) > DENSE_SHARE * self.passages:
+            totals = np.bincount(positions, weights=shares, minlength=self.passages + 1)
+            matched = np.zeros(self.passages + 1, dtype=bool)
+            matched[positions] = True
+            found = np.flatnonzero(matched if allowed is None else matched & allowed)
+            return found, totals[found]
+        found, where = np.unique(positions, return_inverse=True)
+        totals = np.bincount(where, weights=shares, minlength=len(found))
+        if allowed is None:
+            return found, totals
+        keep = allowed[found]
+        return found[keep], totals[keep]
+
+    def _pruned(
+        self, held: list[_Term], k: int, weights: tuple[float, float], allowed: np.ndarray | None
+    ) -> np.ndarray | None:
+        """The few passages (ascending) that can reach the best ``k``, by MaxScore; ``None`` when
+        pruning would not cut the work (scoring every posting is then the cheaper way).
+
+        A threshold comes first: the ``k``-th best score among the passages of the shortest lists
+        (rare terms, few postings) is a score the final ``k``-th reaches. A term's bound is the
+        largest share any passage gets from it. The terms whose bounds sum below the threshold
+        cannot lift a passage into the best ``k`` on their own, so only passages holding one of
+        the other (essential) terms are candidates; their essential shares plus the skipped
+        terms' bounds must still reach the threshold. The skipped terms' long lists are only
+        searched for those survivors, whose exact scores :meth:`top` then sums in query order.
+        """
+        shortest = sorted(held, key=lambda t: len(t.positions))
+        seeds = np.zeros(0, dtype=np.int32)
+        for term in shortest[:-1]:  # the longest list is never a seed: that would be every posting
+            seeds = np.union1d(seeds, term.positions)
+            if allowed is not None:
+                seeds = seeds[allowed[seeds]]
+            if len(seeds) >= k:
+                break
+        else:
+            return None
+        seeded, _ = self._summed(held, seeds, weights)
+        threshold = float(np.partition(seeded, len(seeds) - k)[len(seeds) - k]) * (1 - _BOUND_SLACK)
+        bounds = sorted((self._bound(t, weights), i) for i, t in enumerate(held))
+        skipped, below = set(), 0.0
+        for bound, i in bounds:
+            if below + bound >= threshold:
+                break
+            below += bound
+            skipped.add(i)
+        essential = [t for i, t in enumerate(held) if i not in skipped]
+        if not skipped or sum(len(t.positions) for t in essential) > DENSE_SHARE * self.passages:
+            return None
+        found, partial = self._every(essential, weights, allowed)
+        return found[partial + below * (1 + _BOUND_SLACK) >= threshold]
+
+    def _summed(
+        self, held: list[_Term], positions: np.ndarray, weights: tuple[float, float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The scores of the passages at ``positions``, each term's share added in query-term order
+        (the doubles FTS5 adds, in its order), and which of them hold any term."""
+        total = np.zeros(len(positions), dtype=np.float64)
+        matched = np.zeros(len(positions), dtype=bool)
+        for term in held:
+            if not len(positions):
+                break
+            at = np.minimum(np.searchsorted(term.positions, positions), len(term.positions) - 1)
+            hit = term.positions[at] == positions
             total[hit] += self._shares(term, weights, at[hit])
             matched |= hit
-        return {int(p): float(s) for p, s in zip(wanted[matched], total[matched], strict=True)}
+        return total, matched
+
+    def _bound(self, term: _Term, weights: tuple[float, float]) -> float:
+        """The largest share any passage gets from ``term``: one pass over its list, remembered."""
+        key = (term.term, weights)
+        bound = self._bounds.get(key)
+        if bound is None:
+            if len(self._bounds) >= _BOUNDS_CACHED:
+                self._bounds.clear()
+            bound = self._bounds[key] = float(self._shares(term, weights, slice(None)).max())
+        return bound

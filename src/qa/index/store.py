@@ -40,6 +40,12 @@ Expected = dict[str, Any] | None
 #: candidates are at most a few hundred (both sides' fusion depth), so this holds the last
 #: few questions' and costs well under a megabyte.
 _KNOWN_POSITIONS = 4096
+#: Filters whose allowed passages every request thread shares (:meth:`Index._allowed`): finding
+#: them reads every passage's document (about a second at 1M passages), which each of the
+#: server's worker threads paid again for the same filter when the cache was per thread (the
+#: p99 of a filtered question at 1M was 0.9-1.1 s; docs/scaling.md). Four of a 20% filter at
+#: 1M are about 80 MiB.
+_ALLOWED_CACHED = 4
 
 
 class Index:
@@ -60,6 +66,9 @@ class Index:
         #: Per request thread: the last filter's allowed positions, the last BM25 pass, and the
         #: positions of the passages the searches last returned (see :meth:`_positions`).
         self._recent = threading.local()
+        #: The allowed passages of the last few filters, shared by the threads (see :meth:`_allowed`).
+        self._allowed_by_filter: dict[Filters, _Allowed] = {}
+        self._allowed_lock = threading.Lock()
 
     @classmethod
     def open(cls, index_dir: Path, expected: Expected) -> Index:
@@ -204,13 +213,21 @@ class Index:
     # -- internals -----------------------------------------------------------------------
 
     def _allowed(self, filters: Filters | None) -> list[int] | None:
-        """The positions ``filters`` allow (``None``: no filter); the last answer is kept per thread."""
+        """The positions ``filters`` allow (``None``: no filter). The last few filters' answers are
+        shared by the threads; each thread keeps its last one, which the lexical side reads."""
         if filters is None or not filters.active():
             return None
         last: _Allowed | None = getattr(self._recent, "allowed", None)
         if last is None or last.filters != filters:
-            positions = self._db.allowed(filters)
-            last = _Allowed(filters, positions, frozenset(positions))
+            with self._allowed_lock:
+                last = self._allowed_by_filter.get(filters)
+            if last is None:
+                positions = self._db.allowed(filters)
+                last = _Allowed(filters, positions, frozenset(positions))
+                with self._allowed_lock:
+                    if len(self._allowed_by_filter) >= _ALLOWED_CACHED:
+                        del self._allowed_by_filter[next(iter(self._allowed_by_filter))]
+                    self._allowed_by_filter[filters] = last
             self._recent.allowed = last
         return last.positions
 
