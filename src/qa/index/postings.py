@@ -6,7 +6,10 @@ with the corpus: 12 ms of a 32 ms hybrid answer on SciFact's 22,233 passages
 (docs/benchmarks.md, "Speed"). Instead the build writes, for each term FTS5 indexed, the
 passages holding it (positions, ascending) with the term's count in the title and text
 columns, and each passage's length in tokens; a question reads the lists of its few terms
-and scores them with numpy, with FTS5's formula (:func:`qa.index.lexicon.bm25`).
+and scores them with numpy, with FTS5's formula (:func:`qa.index.lexicon.bm25`). When those
+lists are long (a large corpus, common words) the best ``k`` are found by MaxScore: the terms
+that cannot lift a passage into the best ``k`` on their own are only looked up for the few
+passages the others leave in the running (:meth:`Postings.top`).
 
 The lists are read from FTS5's index itself (an ``fts5vocab`` table), and a question's terms
 are cut by FTS5 too (:func:`fts5_tokens`): every term and count is FTS5's tokenisation, not
