@@ -40,14 +40,16 @@ def _fts5(index: Index, terms: list[str], filters: Filters | None = None) -> lis
     return index._db.bm25(match, WEIGHTS, filters)
 
 
+@pytest.mark.parametrize("lookup_cost", [0, 10**9], ids=["binary-search", "slot-table"])
 @pytest.mark.parametrize("prune_min", [0, 10**9], ids=["maxscore", "every-posting"])
 @pytest.mark.parametrize("dense_share", [0.0, 1e9], ids=["summed-by-position", "summed-over-sorted-positions"])
 def test_top_passages_and_scores_equal_fts5(
-    index: Index, dense_share: float, prune_min: int, monkeypatch: pytest.MonkeyPatch
+    index: Index, dense_share: float, prune_min: int, lookup_cost: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Same passages, same order, the same doubles: the lists are FTS5's own and the sum is in its order,
-    whichever way a question's scores are summed, pruned or not."""
+    whichever way a question's scores are summed or looked up, pruned or not."""
     monkeypatch.setattr("qa.index.postings.DENSE_SHARE", dense_share)
+    monkeypatch.setattr("qa.index.postings.LOOKUP_COST", lookup_cost)
     monkeypatch.setattr("qa.index.postings.PRUNE_MIN", prune_min)
     postings = index._postings
     assert postings is not None
@@ -153,9 +155,13 @@ def _synthetic(rng: np.random.Generator, passages: int, sizes: list[int]) -> tup
     return postings, terms
 
 
-def test_maxscore_pruning_finds_exactly_what_scoring_every_posting_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("lookup_cost", [0, 10**9], ids=["binary-search", "slot-table"])
+def test_maxscore_pruning_finds_exactly_what_scoring_every_posting_finds(
+    monkeypatch: pytest.MonkeyPatch, lookup_cost: int
+) -> None:
     """Rare terms and long lists of common ones, with and without a filter, for several k: the
     pruned top k is the same passages with the same doubles, and it did skip the long lists."""
+    monkeypatch.setattr("qa.index.postings.LOOKUP_COST", lookup_cost)
     rng = np.random.default_rng(7)
     postings, terms = _synthetic(rng, 60_000, [40, 300, 9_000, 25_000, 30_000])
     mask = rng.random(60_001) < 0.3

@@ -64,6 +64,9 @@ DENSE_SHARE = 0.2
 #: A question whose lists hold more postings than this is ranked with MaxScore pruning
 #: (:meth:`Postings.top`): below it, scoring every posting is already a fraction of a millisecond.
 PRUNE_MIN = 20_000
+#: What looking one passage up in one list by binary search costs, in passes over one posting
+#: (:meth:`Postings._summed` picks the cheaper way): about log2 of a long list's length.
+LOOKUP_COST = 16
 #: Terms whose largest share (the best BM25 contribution any passage gets from them) is
 #: remembered; each is one pass over its list, paid the first time a question holds it.
 _BOUNDS_CACHED = 65_536
@@ -293,13 +296,27 @@ class Postings:
     def _summed(
         self, held: list[_Term], positions: np.ndarray, weights: tuple[float, float]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The scores of the passages at ``positions``, each term's share added in query-term order
-        (the doubles FTS5 adds, in its order), and which of them hold any term."""
+        """The scores of the passages at ``positions`` (ascending, distinct), each term's share added
+        in query-term order (the doubles FTS5 adds, in its order), and which of them hold any term.
+
+        Few passages are looked up in each list (a binary search each); many are found by one pass
+        over each list through a table from position to slot, which costs the lists' length
+        instead of ``passages x terms x log(list)``.
+        """
         total = np.zeros(len(positions), dtype=np.float64)
         matched = np.zeros(len(positions), dtype=bool)
+        if not len(positions):
+            return total, matched
+        if len(positions) * len(held) * LOOKUP_COST > sum(len(t.positions) for t in held) + self.passages:
+            slots = np.full(self.passages + 1, -1, dtype=np.int32)
+            slots[positions] = np.arange(len(positions), dtype=np.int32)
+            for term in held:
+                found = slots[term.positions]
+                hit = np.flatnonzero(found >= 0)
+                total[found[hit]] += self._shares(term, weights, hit)
+                matched[found[hit]] = True
+            return total, matched
         for term in held:
-            if not len(positions):
-                break
             at = np.minimum(np.searchsorted(term.positions, positions), len(term.positions) - 1)
             hit = term.positions[at] == positions
             total[hit] += self._shares(term, weights, at[hit])
