@@ -170,9 +170,12 @@ def test_maxscore_pruning_finds_exactly_what_scoring_every_posting_finds(
         for allowed in (None, mask):
             for k in (1, 10, 100, 1_000):
                 monkeypatch.setattr("qa.index.postings.PRUNE_MIN", 0)
-                held = [t for t in chosen if t is not None]
-                pruned_any |= postings._pruned(held, k, WEIGHTS, allowed) is not None
+                held = [t if allowed is None else postings._within(t, allowed, WEIGHTS) for t in chosen if t]
+                pruned_any |= postings._pruned(held, k, WEIGHTS) is not None
                 fast = postings.top(chosen, k, WEIGHTS, allowed)
                 monkeypatch.setattr("qa.index.postings.PRUNE_MIN", 10**9)
                 assert fast == postings.top(chosen, k, WEIGHTS, allowed)
     assert pruned_any
+    # A bound remembered is the whole list's, even when a filter's cut list asked for it first.
+    for term in (t for t in terms if t is not None):
+        assert postings._bounds[term.term, WEIGHTS] == postings._shares(term, WEIGHTS, slice(None)).max()

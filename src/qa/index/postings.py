@@ -22,6 +22,7 @@ summed in query-term order from the same doubles FTS5 uses, so they equal its ``
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sqlite3
 import threading
@@ -144,6 +145,9 @@ class _Term:
     title_tf: np.ndarray
     text_tf: np.ndarray
     idf: float
+    #: The largest share of the term's whole list, for a list cut to a filter's passages (whose own
+    #: largest share is no bound for the whole list, so it is never remembered as one).
+    bound: float | None = None
 
 
 class Postings:
@@ -205,19 +209,19 @@ class Postings:
         self, terms: Sequence[_Term | None], k: int, weights: tuple[float, float], allowed: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
         """The ``k`` best passages holding any term, ``(position, score)`` best first, ties by position;
-        only positions ``allowed`` (a mask indexed by position) when given."""
+        only positions ``allowed`` (a mask indexed by position) when given: each list is cut to them
+        first, so a filter shrinks the work as it shrinks the lists (IDF stays the whole build's, as FTS5's)."""
         held = [t for t in terms if t is not None]
+        if allowed is not None:
+            held = [t for t in (self._within(t, allowed, weights) for t in held) if len(t.positions)]
         if not held or k <= 0:
             return []
-        pruned = self._pruned(held, k, weights, allowed) if sum(len(t.positions) for t in held) > PRUNE_MIN else None
+        pruned = self._pruned(held, k, weights) if sum(len(t.positions) for t in held) > PRUNE_MIN else None
         if pruned is not None:
             found = pruned
             scores, _ = self._summed(held, found, weights)
         else:
             found, scores = self._every(held, weights)
-            if allowed is not None:
-                keep = allowed[found]
-                found, scores = found[keep], scores[keep]
         if len(found) > k:
             kth = np.partition(scores, len(scores) - k)[len(scores) - k]
             keep = scores >= kth
@@ -233,11 +237,9 @@ class Postings:
         total, matched = self._summed([t for t in terms if t is not None], wanted, weights)
         return {int(p): float(s) for p, s in zip(wanted[matched], total[matched], strict=True)}
 
-    def _every(
-        self, held: list[_Term], weights: tuple[float, float], allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Every passage holding a term (ascending; only ``allowed`` ones when given) and the sum of
-        these terms' shares in it: all their postings scored."""
+    def _every(self, held: list[_Term], weights: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+        """Every passage holding a term (ascending) and the sum of these terms' shares in it: all
+        their postings scored."""
         positions = np.concatenate([t.positions for t in held])
         shares = np.concatenate([self._shares(t, weights, slice(None)) for t in held])
         # Each passage's shares summed in query-term order, as FTS5 adds them (bincount adds in array order).
@@ -245,18 +247,12 @@ class Postings:
             totals = np.bincount(positions, weights=shares, minlength=self.passages + 1)
             matched = np.zeros(self.passages + 1, dtype=bool)
             matched[positions] = True
-            found = np.flatnonzero(matched if allowed is None else matched & allowed)
+            found = np.flatnonzero(matched)
             return found, totals[found]
         found, where = np.unique(positions, return_inverse=True)
-        totals = np.bincount(where, weights=shares, minlength=len(found))
-        if allowed is None:
-            return found, totals
-        keep = allowed[found]
-        return found[keep], totals[keep]
+        return found, np.bincount(where, weights=shares, minlength=len(found))
 
-    def _pruned(
-        self, held: list[_Term], k: int, weights: tuple[float, float], allowed: np.ndarray | None
-    ) -> np.ndarray | None:
+    def _pruned(self, held: list[_Term], k: int, weights: tuple[float, float]) -> np.ndarray | None:
         """The few passages (ascending) that can reach the best ``k``, by MaxScore; ``None`` when
         pruning would not cut the work (scoring every posting is then the cheaper way).
 
@@ -272,8 +268,6 @@ class Postings:
         seeds = np.zeros(0, dtype=np.int32)
         for term in shortest[:-1]:  # the longest list is never a seed: that would be every posting
             seeds = np.union1d(seeds, term.positions)
-            if allowed is not None:
-                seeds = seeds[allowed[seeds]]
             if len(seeds) >= k:
                 break
         else:
@@ -290,7 +284,7 @@ class Postings:
         essential = [t for i, t in enumerate(held) if i not in skipped]
         if not skipped or sum(len(t.positions) for t in essential) > DENSE_SHARE * self.passages:
             return None
-        found, partial = self._every(essential, weights, allowed)
+        found, partial = self._every(essential, weights)
         return found[partial + below * (1 + _BOUND_SLACK) >= threshold]
 
     def _summed(
@@ -323,8 +317,21 @@ class Postings:
             matched |= hit
         return total, matched
 
+    def _within(self, term: _Term, allowed: np.ndarray, weights: tuple[float, float]) -> _Term:
+        """``term`` with only its postings in ``allowed`` positions, carrying its whole list's bound."""
+        keep = allowed[term.positions]
+        return dataclasses.replace(
+            term,
+            positions=term.positions[keep],
+            title_tf=term.title_tf[keep],
+            text_tf=term.text_tf[keep],
+            bound=self._bound(term, weights),
+        )
+
     def _bound(self, term: _Term, weights: tuple[float, float]) -> float:
         """The largest share any passage gets from ``term``: one pass over its list, remembered."""
+        if term.bound is not None:
+            return term.bound
         key = (term.term, weights)
         bound = self._bounds.get(key)
         if bound is None:

@@ -29,7 +29,7 @@ from qa.index.manifest import Manifest, check_manifest, compatibility_problems, 
 from qa.index.postings import Postings
 from qa.index.protocol import PassageScores, ScoredPassage, SentenceVectors, Weights
 from qa.index.queries import BuildDatabase, match_expression
-from qa.index.vectors import half_scan, read_vectors, reconstruct, search_vectors
+from qa.index.vectors import half_scan, id_bitmap, read_vectors, reconstruct, search_vectors
 
 #: What opening checks a build against: ``{"model": ..., "chunker": ...}`` (see
 #: :func:`qa.index.pipeline.expected_identity`), or ``None`` to trust the build's own record.
@@ -141,7 +141,8 @@ class Index:
         allowed = self._allowed(filters)
         if allowed is not None and not allowed:
             return []
-        hits = search_vectors(self._vectors, self.vector_spec, query, k, allowed, self._half)
+        bitmap = None if allowed is None else self._recent.allowed.bitmap(self.passage_count)
+        hits = search_vectors(self._vectors, self.vector_spec, query, k, allowed, self._half, bitmap)
         # FAISS leaves equal scores in heap order; the protocol breaks ties by position.
         return self._scored(sorted(hits, key=lambda hit: (-hit[1], hit[0])))
 
@@ -303,12 +304,14 @@ class Index:
 
 @dataclass(frozen=True)
 class _Allowed:
-    """The passages one filter allows, as a list for FAISS and a set for membership."""
+    """The passages one filter allows: a list, a set for membership, and (made on first use) a
+    mask for the lexical side and a bitmap for FAISS's selector."""
 
     filters: Filters
     positions: list[int]
     members: frozenset[int]
     _mask: list[np.ndarray] = field(default_factory=list, compare=False)
+    _bitmap: list[np.ndarray] = field(default_factory=list, compare=False)
 
     def mask(self, passages: int) -> np.ndarray:
         """The allowed positions as a mask indexed by position (0..passages), made once."""
@@ -317,6 +320,12 @@ class _Allowed:
             mask[self.positions] = True
             self._mask.append(mask)
         return self._mask[0]
+
+    def bitmap(self, passages: int) -> np.ndarray:
+        """The allowed positions as FAISS's selector bitmap (:func:`~qa.index.vectors.id_bitmap`), made once."""
+        if not self._bitmap:
+            self._bitmap.append(id_bitmap(self.positions, passages))
+        return self._bitmap[0]
 
 
 @dataclass(frozen=True)
