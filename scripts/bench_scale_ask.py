@@ -27,7 +27,8 @@ service's own code. Measured for each size, one after another in one run:
   (fusion, term shares, highlights, grouping, citations) is what remains;
 - over HTTP, a real ``qa serve`` on 127.0.0.1 asked ``GET /ask`` by one keep-alive client:
   p50 / p99 without a filter and with the 1% and 20% author filters, and the server's
-  resident memory (VmRSS and its peak VmHWM) after the requests. A filter's first question
+  resident memory (VmRSS and its peak VmHWM; RssAnon, the process's own, and RssFile, pages
+  of the memory-mapped database that the kernel can reclaim) after the requests. A filter's first question
   (which finds the passages it allows, once per process and filter) is timed apart.
 """
 
@@ -272,7 +273,7 @@ def over_http(index_dir: Path, questions: list[str], work: Path) -> dict[str, An
             log(f"  HTTP {name}: {out[name]}")
         status = Path(f"/proc/{process.pid}/status").read_text()
         memory = {line.split(":")[0]: int(line.split()[1]) // 1024 for line in status.splitlines()
-                  if line.startswith(("VmRSS", "VmHWM"))}  # fmt: skip
+                  if line.startswith(("VmRSS", "VmHWM", "RssAnon", "RssFile"))}  # fmt: skip
         out["server_memory_mib"] = memory
     finally:
         loadtest.stop_server(process)

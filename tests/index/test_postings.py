@@ -51,6 +51,7 @@ def test_top_passages_and_scores_equal_fts5(
     monkeypatch.setattr("qa.index.postings.DENSE_SHARE", dense_share)
     monkeypatch.setattr("qa.index.postings.LOOKUP_COST", lookup_cost)
     monkeypatch.setattr("qa.index.postings.PRUNE_MIN", prune_min)
+    monkeypatch.setattr("qa.index.postings.PRUNE_PASSAGES", prune_min)
     postings = index._postings
     assert postings is not None
     checked = 0
@@ -162,6 +163,7 @@ def test_maxscore_pruning_finds_exactly_what_scoring_every_posting_finds(
     """Rare terms and long lists of common ones, with and without a filter, for several k: the
     pruned top k is the same passages with the same doubles, and it did skip the long lists."""
     monkeypatch.setattr("qa.index.postings.LOOKUP_COST", lookup_cost)
+    monkeypatch.setattr("qa.index.postings.PRUNE_PASSAGES", 0)
     rng = np.random.default_rng(7)
     postings, terms = _synthetic(rng, 60_000, [40, 300, 9_000, 25_000, 30_000])
     mask = rng.random(60_001) < 0.3

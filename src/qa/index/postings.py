@@ -62,9 +62,16 @@ _scratch = threading.local()
 #: random lists over 1M positions (2026-12-05, loaded machine): 50k postings 1.2 ms sorted
 #: against 18 ms by position, 200k 19-30 ms against 12 ms, 1M 51-280 ms against 26 ms.
 DENSE_SHARE = 0.2
-#: A question whose lists hold more postings than this is ranked with MaxScore pruning
-#: (:meth:`Postings.top`): below it, scoring every posting is already a fraction of a millisecond.
-PRUNE_MIN = 20_000
+#: MaxScore pruning (:meth:`Postings.top`) is used in a build of at least PRUNE_PASSAGES passages
+#: for a question whose lists hold more than PRUNE_MIN postings. Measured per question on SciFact
+#: grown by copies (scripts/bench_scale_ask.py builds; 300 questions, p50 by postings): at 1M
+#: passages pruning won from 60,000 postings up (60-100k: 2.3 against 3.8 ms; 200-400k: 6.5
+#: against 11.5; over 400k: 15.1 against 24.8) and lost below 60,000; at 100,000 passages it
+#: lost at every size (100-200k postings: 2.5 against 2.0 ms), scoring every posting being cheap
+#: while a build's per-passage arrays fit in cache. Between the two sizes nothing was measured:
+#: the switch is put at their geometric middle.
+PRUNE_PASSAGES = 300_000
+PRUNE_MIN = 60_000
 #: What looking one passage up in one list by binary search costs, in passes over one posting
 #: (:meth:`Postings._summed` picks the cheaper way): about log2 of a long list's length.
 LOOKUP_COST = 16
@@ -216,7 +223,8 @@ class Postings:
             held = [t for t in (self._within(t, allowed, weights) for t in held) if len(t.positions)]
         if not held or k <= 0:
             return []
-        pruned = self._pruned(held, k, weights) if sum(len(t.positions) for t in held) > PRUNE_MIN else None
+        large = self.passages >= PRUNE_PASSAGES and sum(len(t.positions) for t in held) > PRUNE_MIN
+        pruned = self._pruned(held, k, weights) if large else None
         if pruned is not None:
             found = pruned
             scores, _ = self._summed(held, found, weights)
