@@ -41,10 +41,9 @@ Expected = dict[str, Any] | None
 #: few questions' and costs well under a megabyte.
 _KNOWN_POSITIONS = 4096
 #: Filters whose allowed passages every request thread shares (:meth:`Index._allowed`): finding
-#: them reads every passage's document (about a second at 1M passages), which each of the
-#: server's worker threads paid again for the same filter when the cache was per thread (the
-#: p99 of a filtered question at 1M was 0.9-1.1 s; docs/scaling.md). Four of a 20% filter at
-#: 1M are about 80 MiB.
+#: them reads every passage's document (a filter's first question took about 1 s at 1M passages;
+#: docs/scaling.md), which each of the server's worker threads (anyio's pool, up to 40) would
+#: otherwise pay again for the same filter. Four of a 20% filter at 1M are about 80 MiB.
 _ALLOWED_CACHED = 4
 
 
