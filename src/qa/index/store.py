@@ -139,10 +139,10 @@ class Index:
 
     def dense(self, query: Vectors, k: int, filters: Filters | None = None) -> list[ScoredPassage]:
         allowed = self._allowed(filters)
-        if allowed is not None and not allowed:
+        if allowed is not None and not allowed.positions:
             return []
-        bitmap = None if allowed is None else self._recent.allowed.bitmap(self.passage_count)
-        hits = search_vectors(self._vectors, self.vector_spec, query, k, allowed, self._half, bitmap)
+        positions, bitmap = (None, None) if allowed is None else (allowed.positions, allowed.bitmap(self.passage_count))
+        hits = search_vectors(self._vectors, self.vector_spec, query, k, positions, self._half, bitmap)
         # FAISS leaves equal scores in heap order; the protocol breaks ties by position.
         return self._scored(sorted(hits, key=lambda hit: (-hit[1], hit[0])))
 
@@ -157,9 +157,9 @@ class Index:
         if self._postings is None or held is None:
             return self._scored(list(itertools.islice(self._bm25(match, weights, active).items(), k)))
         allowed = self._allowed(active)
-        if allowed is not None and not allowed:
+        if allowed is not None and not allowed.positions:
             return []
-        mask = None if active is None else self._recent.allowed.mask(self.passage_count)
+        mask = None if allowed is None else allowed.mask(self.passage_count)
         return self._scored(self._postings.top(held, k, weights, mask))
 
     def scores(
@@ -213,9 +213,9 @@ class Index:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _allowed(self, filters: Filters | None) -> list[int] | None:
-        """The positions ``filters`` allow (``None``: no filter). The last few filters' answers are
-        shared by the threads; each thread keeps its last one, which the lexical side reads."""
+    def _allowed(self, filters: Filters | None) -> _Allowed | None:
+        """The passages ``filters`` allow (``None``: no filter). The last few filters' answers are
+        shared by the threads; each thread also keeps its last one, which :meth:`_bm25_covering` reads."""
         if filters is None or not filters.active():
             return None
         last: _Allowed | None = getattr(self._recent, "allowed", None)
@@ -230,7 +230,7 @@ class Index:
                         del self._allowed_by_filter[next(iter(self._allowed_by_filter))]
                     self._allowed_by_filter[filters] = last
             self._recent.allowed = last
-        return last.positions
+        return last
 
     def _bm25(self, match: str, weights: Weights, filters: Filters | None = None) -> dict[int, float]:
         """Every passage matching ``match`` (in the documents ``filters`` allow) with its BM25,
