@@ -64,12 +64,13 @@ _scratch = threading.local()
 DENSE_SHARE = 0.2
 #: MaxScore pruning (:meth:`Postings.top`) is used in a build of at least PRUNE_PASSAGES passages
 #: for a question whose lists hold more than PRUNE_MIN postings. Measured per question on SciFact
-#: grown by copies (scripts/bench_scale_ask.py builds; 300 questions, p50 by postings): at 1M
-#: passages pruning won from 60,000 postings up (60-100k: 2.3 against 3.8 ms; 200-400k: 6.5
-#: against 11.5; over 400k: 15.1 against 24.8) and lost below 60,000; at 100,000 passages it
-#: lost at every size (100-200k postings: 2.5 against 2.0 ms), scoring every posting being cheap
-#: while a build's per-passage arrays fit in cache. Between the two sizes nothing was measured:
-#: the switch is put at their geometric middle.
+#: grown by copies (scripts/bench_scale_ask.py builds; 300 questions, p50 by postings; 2026-12-05,
+#: with the threshold raised by the essential terms' scores and the skipped terms looked up one by
+#: one): at 1M passages pruning won from 60,000 postings up (60-100k: 1.8 against 3.5 ms; 200-400k:
+#: 3.9 against 9.8; over 400k: 8.2 against 19.4) and was even at 30-60k (1.6-2.1 against 1.9, four
+#: questions); at 100,000 passages it lost at every size (60-100k postings: 1.7 against 1.2 ms),
+#: scoring every posting being cheap while a build's per-passage arrays fit in cache. Between the
+#: two sizes nothing was measured: the switch is put at their geometric middle.
 PRUNE_PASSAGES = 300_000
 PRUNE_MIN = 60_000
 #: What looking one passage up in one list by binary search costs, in passes over one posting
@@ -135,6 +136,11 @@ def write_postings(db: sqlite3.Connection, passages: int) -> None:
         flush()
     db.execute("DROP TABLE temp.passages_vocab")
     db.execute("INSERT INTO postings_stats VALUES (?, ?, ?)", (passages, int(lengths.sum()), lengths.tobytes()))
+
+
+def _kth(scores: np.ndarray, k: int) -> float:
+    """The ``k``-th largest of ``scores`` (at least ``k`` of them)."""
+    return float(np.partition(scores, len(scores) - k)[len(scores) - k])
 
 
 class Reader(Protocol):
@@ -231,8 +237,7 @@ class Postings:
         else:
             found, scores = self._every(held, weights)
         if len(found) > k:
-            kth = np.partition(scores, len(scores) - k)[len(scores) - k]
-            keep = scores >= kth
+            keep = scores >= _kth(scores, k)
             found, scores = found[keep], scores[keep]
         order = np.lexsort((found, -scores))[:k]
         return [(int(p), float(s)) for p, s in zip(found[order], scores[order], strict=True)]
@@ -262,15 +267,17 @@ class Postings:
 
     def _pruned(self, held: list[_Term], k: int, weights: tuple[float, float]) -> np.ndarray | None:
         """The few passages (ascending) that can reach the best ``k``, by MaxScore; ``None`` when
-        pruning would not cut the work (scoring every posting is then the cheaper way).
+        no term can be skipped (then every posting is scored).
 
         A threshold comes first: the ``k``-th best score among the passages of the shortest lists
         (rare terms, few postings) is a score the final ``k``-th reaches. A term's bound is the
         largest share any passage gets from it. The terms whose bounds sum below the threshold
         cannot lift a passage into the best ``k`` on their own, so only passages holding one of
-        the other (essential) terms are candidates; their essential shares plus the skipped
-        terms' bounds must still reach the threshold. The skipped terms' long lists are only
-        searched for those survivors, whose exact scores :meth:`top` then sums in query order.
+        the other (essential) terms are candidates. Their essential shares are a lower bound of
+        their scores, so the ``k``-th best of them raises the threshold; then the skipped terms,
+        largest bound first, are looked up for the candidates still able to reach it (their
+        shares so far plus the bounds of the terms not yet looked up), which drops more of them
+        at each term. :meth:`top` then sums the survivors' exact scores in query order.
         """
         shortest = sorted(held, key=lambda t: len(t.positions))
         seeds = np.zeros(0, dtype=np.int32)
@@ -281,19 +288,31 @@ class Postings:
         else:
             return None
         seeded, _ = self._summed(held, seeds, weights)
-        threshold = float(np.partition(seeded, len(seeds) - k)[len(seeds) - k]) * (1 - _BOUND_SLACK)
+        threshold = _kth(seeded, k) * (1 - _BOUND_SLACK)
         bounds = sorted((self._bound(t, weights), i) for i, t in enumerate(held))
-        skipped, below = set(), 0.0
+        skipped: list[tuple[float, int]] = []
+        below = 0.0
         for bound, i in bounds:
             if below + bound >= threshold:
                 break
             below += bound
-            skipped.add(i)
-        essential = [t for i, t in enumerate(held) if i not in skipped]
-        if not skipped or sum(len(t.positions) for t in essential) > DENSE_SHARE * self.passages:
+            skipped.append((bound, i))
+        essential = [t for i, t in enumerate(held) if i not in {j for _, j in skipped}]
+        if not skipped:
             return None
         found, partial = self._every(essential, weights)
-        return found[partial + below * (1 + _BOUND_SLACK) >= threshold]
+        if len(found) >= k:
+            threshold = max(threshold, _kth(partial, k) * (1 - _BOUND_SLACK))
+        # The skipped terms largest bound first; ``left[n]``: the bounds of those after the n-th.
+        skipped.reverse()
+        left = [sum(b for b, _ in skipped[n + 1 :]) for n in range(len(skipped))]
+        alive = partial + below * (1 + _BOUND_SLACK) >= threshold
+        found, partial = found[alive], partial[alive]
+        for (_, i), rest in zip(skipped, left, strict=True):
+            partial += self._summed([held[i]], found, weights)[0]
+            alive = partial + rest * (1 + _BOUND_SLACK) >= threshold
+            found, partial = found[alive], partial[alive]
+        return found
 
     def _summed(
         self, held: list[_Term], positions: np.ndarray, weights: tuple[float, float]
