@@ -259,7 +259,8 @@ def measure_filtered(vectors: np.ndarray, queries: np.ndarray, allowed_sizes: li
     """Filtered HNSW search: exact over the allowed set against the graph walk with a selector.
 
     Both paths are :func:`qa.index.vectors.search_vectors`, with ``EXACT_FILTER_LIMIT`` set to
-    force one or the other; this is what chose that limit. k = 100, as hybrid asks.
+    force one or the other (and ``EXACT_FILTER_SHARE`` lifted); this is what chose those limits.
+    k = 100, as hybrid asks.
     """
     from qa.index import vectors as store
 
@@ -269,7 +270,8 @@ def measure_filtered(vectors: np.ndarray, queries: np.ndarray, allowed_sizes: li
     faiss.omp_set_num_threads(1)
     rng = np.random.default_rng(5)
     rows = []
-    saved = store.EXACT_FILTER_LIMIT
+    saved = store.EXACT_FILTER_LIMIT, store.EXACT_FILTER_SHARE
+    store.EXACT_FILTER_SHARE = 1.0
     try:
         for m in allowed_sizes:
             allowed = np.sort(rng.choice(np.arange(1, len(vectors) + 1), m, replace=False)).tolist()
@@ -287,7 +289,7 @@ def measure_filtered(vectors: np.ndarray, queries: np.ndarray, allowed_sizes: li
             rows.append(row)
             log(f"filtered n={len(vectors):,} allowed={m:,}: {row}")
     finally:
-        store.EXACT_FILTER_LIMIT = saved
+        store.EXACT_FILTER_LIMIT, store.EXACT_FILTER_SHARE = saved
     return rows
 
 

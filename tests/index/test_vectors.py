@@ -100,11 +100,35 @@ def test_a_flat_index_scanned_through_its_fp16_copy_finds_and_scores_exactly_wha
             assert chosen is None or {r for r, _ in found} <= set(chosen)
 
 
+def test_a_filter_allowing_a_large_share_walks_the_graph_and_a_small_one_is_scored_exactly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under EXACT_FILTER_LIMIT passages, the share of the collection decides: the bitmap walk is
+    cheaper than scoring a large share (docs/scaling.md), exact scoring than walking for a few."""
+    exact_calls: list[int] = []
+    exact = vector_module._exact_search
+
+    def counted(index: object, query: np.ndarray, k: int, allowed: list[int]) -> list[tuple[int, float]]:
+        exact_calls.append(len(allowed))
+        return exact(index, query, k, allowed)
+
+    monkeypatch.setattr(vector_module, "_exact_search", counted)
+    vectors = _unit(3000)
+    spec = VectorIndexSpec.hnsw(M=16, ef_construction=64, ef_search=32)
+    index = build_vector_index(vectors, spec)
+    small, large = list(range(1, 3001, 50)), list(range(1, 3001, 4))  # 2% and 25% of 3,000
+    assert len(search_vectors(index, spec, _unit(1, seed=4)[0], 10, small)) == 10
+    assert exact_calls == [len(small)]
+    assert len(search_vectors(index, spec, _unit(1, seed=4)[0], 10, large)) == 10
+    assert exact_calls == [len(small)]
+
+
 @pytest.mark.parametrize("limit", [0, 10**6], ids=["through-the-graph", "exact-over-allowed"])
 def test_a_filtered_hnsw_search_returns_only_allowed_ids_and_k_of_them(
     monkeypatch: pytest.MonkeyPatch, limit: int
 ) -> None:
     monkeypatch.setattr(vector_module, "EXACT_FILTER_LIMIT", limit)
+    monkeypatch.setattr(vector_module, "EXACT_FILTER_SHARE", 1.0)
     vectors = _unit(3000)
     spec = VectorIndexSpec.hnsw(M=16, ef_construction=64, ef_search=32)
     index = build_vector_index(vectors, spec)
