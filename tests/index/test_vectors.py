@@ -17,10 +17,12 @@ from qa.index.vectors import (
     HNSW_THRESHOLD,
     HnswStorage,
     VectorIndexSpec,
+    allowed_vectors,
     build_vector_index,
     choose_vector_index,
     half_scan,
     read_vectors,
+    scored_exactly,
     search_vectors,
 )
 from qa.ingest.chunking import ChunkerConfig
@@ -100,27 +102,23 @@ def test_a_flat_index_scanned_through_its_fp16_copy_finds_and_scores_exactly_wha
             assert chosen is None or {r for r, _ in found} <= set(chosen)
 
 
-def test_a_filter_allowing_a_large_share_walks_the_graph_and_a_small_one_is_scored_exactly(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_filter_allowing_a_large_share_walks_the_graph_and_a_small_one_is_scored_exactly() -> None:
     """Under EXACT_FILTER_LIMIT passages, the share of the collection decides: the bitmap walk is
-    cheaper than scoring a large share (docs/scaling.md), exact scoring than walking for a few."""
-    exact_calls: list[int] = []
-    exact = vector_module._exact_search
-
-    def counted(index: object, query: np.ndarray, k: int, allowed: list[int]) -> list[tuple[int, float]]:
-        exact_calls.append(len(allowed))
-        return exact(index, query, k, allowed)
-
-    monkeypatch.setattr(vector_module, "_exact_search", counted)
-    vectors = _unit(3000)
-    spec = VectorIndexSpec.hnsw(M=16, ef_construction=64, ef_search=32)
-    index = build_vector_index(vectors, spec)
-    small, large = list(range(1, 3001, 50)), list(range(1, 3001, 4))  # 2% and 25% of 3,000
-    assert len(search_vectors(index, spec, _unit(1, seed=4)[0], 10, small)) == 10
-    assert exact_calls == [len(small)]
-    assert len(search_vectors(index, spec, _unit(1, seed=4)[0], 10, large)) == 10
-    assert exact_calls == [len(small)]
+    cheaper than scoring a large share (docs/scaling.md), exact scoring than walking for a few;
+    the allowed vectors a store keeps per filter give the same hits as reading them per search."""
+    hnsw = VectorIndexSpec.hnsw(M=16, ef_construction=64, ef_search=32)
+    assert scored_exactly(hnsw, 60, 3000)  # 2%
+    assert not scored_exactly(hnsw, 750, 3000)  # 25%
+    assert not scored_exactly(hnsw, 30_000, 1_000_000)  # 3%, but over EXACT_FILTER_LIMIT
+    assert not scored_exactly(VectorIndexSpec(), 60, 3000)  # flat: the bitmap rides in the scan
+    index = build_vector_index(_unit(3000), hnsw)
+    small = list(range(3000, 0, -50))  # any order, as a filter lists them
+    kept = allowed_vectors(index, small)
+    for q in _unit(5, seed=4):
+        hits = search_vectors(index, hnsw, q, 10, small, exact=kept)
+        assert hits == search_vectors(index, hnsw, q, 10, small)
+        assert len(hits) == 10
+        assert {r for r, _ in hits} <= set(small)
 
 
 @pytest.mark.parametrize("limit", [0, 10**6], ids=["through-the-graph", "exact-over-allowed"])

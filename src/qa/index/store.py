@@ -29,7 +29,15 @@ from qa.index.manifest import Manifest, check_manifest, compatibility_problems, 
 from qa.index.postings import Postings
 from qa.index.protocol import PassageScores, ScoredPassage, SentenceVectors, Weights
 from qa.index.queries import BuildDatabase, match_expression
-from qa.index.vectors import half_scan, id_bitmap, read_vectors, reconstruct, search_vectors
+from qa.index.vectors import (
+    allowed_vectors,
+    half_scan,
+    id_bitmap,
+    read_vectors,
+    reconstruct,
+    scored_exactly,
+    search_vectors,
+)
 
 #: What opening checks a build against: ``{"model": ..., "chunker": ...}`` (see
 #: :func:`qa.index.pipeline.expected_identity`), or ``None`` to trust the build's own record.
@@ -44,7 +52,8 @@ _KNOWN_POSITIONS = 4096
 #: them reads every passage's document (a filter's first question took about 1 s at 1M passages;
 #: docs/scaling.md), which each of the server's worker threads (anyio's pool, up to 40) would
 #: otherwise pay again for the same filter. A 20% filter of 1M takes about 15 MiB (estimated: a
-#: list and a set of 200,000 ints, a mask and a bitmap).
+#: list and a set of 200,000 ints, a mask and a bitmap); a filter small enough to be scored
+#: exactly also keeps its passages' vectors, at most 29 MiB (EXACT_FILTER_LIMIT x 384 floats).
 _ALLOWED_CACHED = 4
 
 
@@ -141,8 +150,14 @@ class Index:
         allowed = self._allowed(filters)
         if allowed is not None and not allowed.positions:
             return []
-        positions, bitmap = (None, None) if allowed is None else (allowed.positions, allowed.bitmap(self.passage_count))
-        hits = search_vectors(self._vectors, self.vector_spec, query, k, positions, self._half, bitmap)
+        if allowed is None:
+            hits = search_vectors(self._vectors, self.vector_spec, query, k, None, self._half)
+        elif scored_exactly(self.vector_spec, len(allowed.positions), self.passage_count):
+            exact = allowed.vectors(self._vectors)
+            hits = search_vectors(self._vectors, self.vector_spec, query, k, allowed.positions, exact=exact)
+        else:
+            bitmap = allowed.bitmap(self.passage_count)
+            hits = search_vectors(self._vectors, self.vector_spec, query, k, allowed.positions, self._half, bitmap)
         # FAISS leaves equal scores in heap order; the protocol breaks ties by position.
         return self._scored(sorted(hits, key=lambda hit: (-hit[1], hit[0])))
 
@@ -305,13 +320,15 @@ class Index:
 @dataclass(frozen=True)
 class _Allowed:
     """The passages one filter allows: a list, a set for membership, and (made on first use) a
-    mask for the lexical side and a bitmap for FAISS's selector."""
+    mask for the lexical side, a bitmap for FAISS's selector, or, for a filter whose dense search
+    scores its passages exactly, their stored vectors (at most EXACT_FILTER_LIMIT: 29 MiB)."""
 
     filters: Filters
     positions: list[int]
     members: frozenset[int]
     _mask: list[np.ndarray] = field(default_factory=list, compare=False)
     _bitmap: list[np.ndarray] = field(default_factory=list, compare=False)
+    _vectors: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, compare=False)
 
     def mask(self, passages: int) -> np.ndarray:
         """The allowed positions as a mask indexed by position (0..passages), made once."""
@@ -326,6 +343,12 @@ class _Allowed:
         if not self._bitmap:
             self._bitmap.append(id_bitmap(self.positions, passages))
         return self._bitmap[0]
+
+    def vectors(self, index: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The allowed passages' stored vectors in ``index`` (:func:`~qa.index.vectors.allowed_vectors`), read once."""
+        if not self._vectors:
+            self._vectors.append(allowed_vectors(index, self.positions))
+        return self._vectors[0]
 
 
 @dataclass(frozen=True)
