@@ -20,8 +20,11 @@ from qa.index.filters import Filters, fold
 #: The SQL function filters compare author and outlet through (Python's case folding, which
 #: SQLite's ASCII-only ``lower`` is not).
 _FOLD = "qa_fold"
-#: Passages with their documents, for a condition made by :func:`filter_condition`.
-_ALLOWED = "SELECT p.rowid FROM passages p JOIN documents d ON d.doc_id = p.doc_id"
+#: The passages of the documents a condition made by :func:`filter_condition` allows. The documents
+#: are found first and their passages through the index on ``passages(doc_id, ordinal)``; a join
+#: made SQLite scan every passage and test its document's condition once per passage (at 1M
+#: passages, an author filter's allowed set took 0.89-0.96 s that way, 0.20-0.37 s this way).
+_ALLOWED = "SELECT p.rowid FROM passages p WHERE p.doc_id IN (SELECT d.doc_id FROM documents d WHERE {condition})"
 
 
 def match_expression(terms: Sequence[str]) -> str | None:
@@ -105,7 +108,7 @@ class BuildDatabase:
     def allowed(self, filters: Filters) -> list[int]:
         """Positions of every passage of the documents ``filters`` allow."""
         condition, params = filter_condition(filters)
-        sql = f"{_ALLOWED} WHERE {condition}"
+        sql = _ALLOWED.format(condition=condition)
         return [int(r) for (r,) in self.query(sql, params)]
 
     def neighbours(self, passage: PassageRecord) -> tuple[str | None, str | None]:
@@ -149,7 +152,7 @@ class BuildDatabase:
         params: list[Any] = [weights[0], weights[1], match]
         if filters is not None:
             condition, extra = filter_condition(filters)
-            sql += f" AND rowid IN ({_ALLOWED} WHERE {condition})"
+            sql += f" AND rowid IN ({_ALLOWED.format(condition=condition)})"
             params.extend(extra)
         rows = self.query(sql + " ORDER BY score DESC, rowid", params)
         return [(int(r), float(score)) for r, score in rows]
