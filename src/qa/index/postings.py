@@ -297,9 +297,10 @@ class Postings:
                 break
             below += bound
             skipped.append((bound, i))
-        essential = [t for i, t in enumerate(held) if i not in {j for _, j in skipped}]
         if not skipped:
             return None
+        left_out = {i for _, i in skipped}
+        essential = [t for i, t in enumerate(held) if i not in left_out]
         found, partial = self._every(essential, weights)
         if len(found) >= k:
             threshold = max(threshold, _kth(partial, k) * (1 - _BOUND_SLACK))

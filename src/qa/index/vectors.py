@@ -211,13 +211,12 @@ def search_vectors(
     ``allowed``, made here when not given). On HNSW the selector rides
     in ``SearchParametersHNSW`` (with the recorded efSearch; FAISS searches with
     ``max(efSearch, k)``), but a graph walk cannot promise ``k`` allowed hits when few
-    passages qualify: an allowed set of at most :data:`EXACT_FILTER_LIMIT` passages and
-    :data:`EXACT_FILTER_SHARE` of the collection is scored
-    exactly from its stored vectors instead (``exact``: :func:`allowed_vectors` of ``allowed``,
-    read here when not given), and a walk that comes back short falls back to the same exact
-    scoring. A flat index with its :func:`half_scan` copy (``half``) is
-    searched through the copy for ``k`` + :data:`HALF_SCAN_MARGIN` candidates, which are then
-    scored exactly.
+    passages qualify: an allowed set of at most :data:`EXACT_FILTER_LIMIT` passages and under
+    :data:`EXACT_FILTER_SHARE` of the collection (:func:`scored_exactly`) is scored exactly from
+    its stored vectors instead (``exact``: :func:`allowed_vectors` of ``allowed``, read here when
+    not given), and a walk that comes back short falls back to the same exact scoring. A flat
+    index with its :func:`half_scan` copy (``half``) is searched through the copy for ``k`` +
+    :data:`HALF_SCAN_MARGIN` candidates, which are then scored exactly.
     """
     if query.ndim == 1:
         query = query[None, :]
