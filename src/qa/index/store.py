@@ -49,7 +49,7 @@ Expected = dict[str, Any] | None
 #: few questions' and costs well under a megabyte.
 _KNOWN_POSITIONS = 4096
 #: Filters whose allowed passages every request thread shares (:meth:`Index._allowed`): finding
-#: them reads every passage's document (a filter's first question took about 1 s at 1M passages;
+#: them tests every document (a filter's first question took 0.25-0.4 s at 1M passages;
 #: docs/scaling.md), which each of the server's worker threads (anyio's pool, up to 40) would
 #: otherwise pay again for the same filter. A 20% filter of 1M takes about 15 MiB (estimated: a
 #: list and a set of 200,000 ints, a mask and a bitmap); a filter small enough to be scored
