@@ -12,7 +12,7 @@ import qa
 import qa.service as service_module
 from qa.config import Settings
 from qa.embedding.base import BUILD_THREADS
-from qa.errors import IndexMismatchError, IndexNotFoundError
+from qa.errors import IndexMismatchError, IndexNotFoundError, ModelError
 from qa.index.pipeline import expected_identity
 from qa.ingest.chunking import ChunkerConfig
 from qa.service import Service, open_searcher, open_store
@@ -96,6 +96,32 @@ def test_the_expected_identity_is_the_query_encoders_and_computed_once(
     assert service.expected is first
     assert fake_embedder.embedded == calls
     assert first == expected_identity(fake_embedder, ChunkerConfig.from_settings(settings))
+
+
+def test_loading_soon_computes_the_identity_on_its_own_thread_once(
+    settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    service = Service.from_settings(settings, query_encoder=fake_embedder)
+    service.load_soon()
+    first = service.expected  # waits for the loading thread
+    calls = fake_embedder.embedded
+    assert calls > 0
+    assert service.expected is first
+    assert fake_embedder.embedded == calls
+    assert first == expected_identity(fake_embedder, ChunkerConfig.from_settings(settings))
+
+
+class Unloadable(FakeEmbedder):
+    def embed_batch(self, texts: Any) -> Any:
+        raise ModelError("the model cannot be loaded")
+
+
+def test_a_model_that_fails_to_load_soon_raises_on_the_callers_thread(settings: Settings) -> None:
+    service = Service.from_settings(settings, query_encoder=Unloadable())
+    service.load_soon()
+    with pytest.raises(ModelError, match="cannot be loaded"):
+        _ = service.expected
+    service.close()
 
 
 def test_build_then_ask_answers_with_default_k(settings: Settings, fake_embedder: FakeEmbedder) -> None:

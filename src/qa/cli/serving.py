@@ -14,7 +14,7 @@ from qa.cli.commands import command_settings, main
 from qa.cli.options import MAX_RELOAD_INTERVAL, index_option, model_options, setting_help, setting_range
 from qa.config import Settings
 from qa.errors import QAError
-from qa.service import store_location
+from qa.service import Service, store_location
 
 
 def require_build(settings: Settings) -> None:
@@ -51,13 +51,16 @@ def serve(host: str | None, port: int | None, **options: Any) -> None:
     curl '127.0.0.1:8000/ask?q=Who+proposed+an+Asian+NATO%3F&k=3'
     QA_ADMIN_TOKEN=... qa serve   # enables POST /admin/reload
     """
+    settings = command_settings(host=host, port=port, **options)
+    require_build(settings)
+    # The model loads on a thread of its own while the web server's modules import.
+    service = Service.from_settings(settings, serving=True)
+    service.load_soon()
     import uvicorn
 
     from qa.server.app import create_app
 
-    settings = command_settings(host=host, port=port, **options)
-    require_build(settings)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(create_app(settings, service=service), host=settings.host, port=settings.port, log_level="info")
 
 
 @main.command("mcp")

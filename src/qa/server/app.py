@@ -27,15 +27,17 @@ from qa.server.errors import install_qa_error_handlers
 from qa.server.metrics import MetricsMiddleware
 from qa.server.middleware import BodyGuard, error_responses, install_error_handlers, reject_unknown_query_parameters
 from qa.server.routes import admin, ask, documents, health, page, passages, verify
+from qa.service import Service
 
 #: Errors every route may answer with (index routes add 404 and 503).
 _EVERY_ROUTE = error_responses(405, 413, 422, 500)
 
 
-def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
+def create_app(settings: Settings, embedder: Embedder | None = None, service: Service | None = None) -> FastAPI:
     """The service over ``settings.index_dir``. The model is loaded and the index opened at start-up.
 
-    ``embedder`` replaces the encoder the settings name (tests pass a fake one). A
+    ``embedder`` replaces the encoder the settings name (tests pass a fake one); ``service`` is
+    one already made for ``settings`` (``qa serve`` starts its model loading early). A
     watcher thread reopens the index when CURRENT names a new build (see :mod:`qa.server.live`).
     The MCP server (:mod:`qa.mcp`) answers at ``/mcp`` over Streamable HTTP, from the same
     state, behind the same middleware (body limit, error shape, metrics).
@@ -47,7 +49,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         title="qa",
         version=__version__,
         summary="Ranked, verbatim, cited passages from a folder of articles.",
-        lifespan=_lifespan(state, embedder, mcp),
+        lifespan=_lifespan(state, embedder, mcp, service),
         responses=_EVERY_ROUTE,
         dependencies=[Depends(reject_unknown_query_parameters)],
     )
@@ -75,13 +77,13 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
 
 
 def _lifespan(
-    state: AppState, embedder: Embedder | None, mcp: McpMount
+    state: AppState, embedder: Embedder | None, mcp: McpMount, service: Service | None
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Start-up (the model, the build, the watcher, the /mcp endpoint) and shut-down, reversed."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with serving(state, embedder), mcp.running():
+        async with serving(state, embedder, service), mcp.running():
             yield
 
     return lifespan

@@ -68,13 +68,18 @@ class ServiceUnavailable(Exception):
 
 
 @asynccontextmanager
-async def serving(state: AppState, embedder: Embedder | None = None) -> AsyncIterator[None]:
+async def serving(
+    state: AppState, embedder: Embedder | None = None, service: Service | None = None
+) -> AsyncIterator[None]:
     """Start-up (the model, the build, the watcher) and shut-down, in that order reversed.
 
-    ``embedder`` replaces the encoder the settings name (tests pass a fake one). A model
-    that cannot load leaves the state not ready (``state.error``) rather than failing.
+    ``embedder`` replaces the encoder the settings name (tests pass a fake one); ``service``,
+    one already made for these settings (``qa serve`` makes it early, to load the model while
+    the server imports). A model that cannot load leaves the state not ready (``state.error``)
+    rather than failing.
     """
-    service = Service.from_settings(state.settings, query_encoder=embedder, serving=True)
+    if service is None:
+        service = Service.from_settings(state.settings, query_encoder=embedder, serving=True)
     state.service = service
     try:
         await run_in_threadpool(_start, state, service)
