@@ -27,7 +27,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from qa.embedding.export import export_model
-from qa.embedding.onnx import _transformer_dir, model_folder
+from qa.embedding.onnx import FILES, describe_model, model_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The mean length in characters of the passages hybrid returns on the SQuAD dev half (docs/benchmarks.md).
@@ -42,9 +42,10 @@ def main() -> None:
     folder, _ = export_model()
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(folder / FILES["fp32"]), options, providers=["CPUExecutionProvider"])
     inputs = {i.name for i in session.get_inputs()}
-    tokenizer = Tokenizer.from_file(str(_transformer_dir(model_folder(None)) / "tokenizer.json"))
+    _, _, transformer = describe_model(model_folder(None))
+    tokenizer = Tokenizer.from_file(str(transformer / "tokenizer.json"))
     tokenizer.enable_truncation(256)
     tokenizer.enable_padding()
     with (args.squad / "questions.jsonl").open() as lines:

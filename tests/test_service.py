@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -98,14 +99,24 @@ def test_the_expected_identity_is_the_query_encoders_and_computed_once(
     assert first == expected_identity(fake_embedder, ChunkerConfig.from_settings(settings))
 
 
-def test_loading_soon_computes_the_identity_on_its_own_thread_once(
-    settings: Settings, fake_embedder: FakeEmbedder
-) -> None:
+class ThreadRecording(FakeEmbedder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[str] = []
+
+    def embed_batch(self, texts: Any) -> Any:
+        self.threads.append(threading.current_thread().name)
+        return super().embed_batch(texts)
+
+
+def test_loading_soon_computes_the_identity_on_its_own_thread_once(settings: Settings) -> None:
+    fake_embedder = ThreadRecording()
     service = Service.from_settings(settings, query_encoder=fake_embedder)
     service.load_soon()
     first = service.expected  # waits for the loading thread
     calls = fake_embedder.embedded
     assert calls > 0
+    assert set(fake_embedder.threads) == {"qa-model-load"}  # the probe ran on the loading thread only
     assert service.expected is first
     assert fake_embedder.embedded == calls
     assert first == expected_identity(fake_embedder, ChunkerConfig.from_settings(settings))
