@@ -60,8 +60,8 @@ from qa.config import Settings
 from qa.embedding.factory import make_encoder
 from qa.embedding.onnx import model_folder
 from qa.index.builds import current_build_id
-from qa.index.pipeline import build_index
-from qa.index.store import Index
+from qa.index.location import build_index
+from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.ingest.sentences import split_sentences
 
@@ -247,7 +247,7 @@ def bench_build(corpus: Path, config: ChunkerConfig, raw: SentenceTransformer, r
                     report = build_index(corpus, index_dir, embedder, variant)
                     builds.setdefault(name, []).append(time.perf_counter() - t0)
                     passages = report.passages
-                index = Index.open(index_dir, expected=None)  # just built here: nothing to check against
+                index = EmbeddedStore.open(index_dir, expected=None)  # just built here: nothing to check against
                 texts = [p.text for d in index.documents() for p in index.document_passages(d.doc_id)]
                 index.close()
                 sentences = sum(len(split_sentences(t)) for t in texts)
@@ -280,12 +280,12 @@ import json, sys, time
 t0 = time.perf_counter()
 from qa.embedding.factory import make_encoder
 from qa.embedding.onnx import model_folder
-from qa.index.store import Index
+from qa.index.store import EmbeddedStore
 t1 = time.perf_counter()
 embedder = make_encoder(None, sys.argv[1])
 embedder.load()
 t2 = time.perf_counter()
-Index.open(__import__("pathlib").Path(sys.argv[2]), expected=None).close()
+EmbeddedStore.open(__import__("pathlib").Path(sys.argv[2]), expected=None).close()
 t3 = time.perf_counter()
 print(json.dumps({"imports_s": t1 - t0, "model_s": t2 - t1, "index_open_s": t3 - t2}))
 """

@@ -28,8 +28,10 @@ from typing import Any
 
 from qa.config import Settings
 from qa.embedding.base import SentenceTransformerEmbedder
-from qa.index.pipeline import BuildReport, build_index, expected_identity
-from qa.index.store import Index
+from qa.index.location import build_index
+from qa.index.manifest import BuildIdentity
+from qa.index.prepare import BuildReport
+from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +58,7 @@ def write_beir_corpus(source: Path, folder: Path, limit: int | None = None) -> P
 
 
 def _doc_passages(index_dir: Path, doc_id: str) -> list[str]:
-    index = Index.open(index_dir, expected=None)  # only its texts are read
+    index = EmbeddedStore.open(index_dir, expected=None)  # only its texts are read
     try:
         return [p.text for p in index.document_passages(doc_id)]
     finally:
@@ -66,7 +68,7 @@ def _doc_passages(index_dir: Path, doc_id: str) -> list[str]:
 def _row(step: str, report: BuildReport, index_dir: Path, **extra: Any) -> dict[str, Any]:
     manifest = json.loads((index_dir / report.build_id / "manifest.json").read_text(encoding="utf-8"))
     started = time.perf_counter()
-    Index.open(index_dir, expected=None).close()  # every file check a server makes when it loads the build
+    EmbeddedStore.open(index_dir, expected=None).close()  # every file check a server makes when it loads the build
     row = {
         "step": step,
         "seconds": round(report.seconds, 2),
@@ -120,7 +122,7 @@ def bench_corpus(name: str, corpus: Path, work: Path, embedder: SentenceTransfor
     gone = _doc_passages(index_dir, deleted.stem)
     deleted.unlink()
     report = build_index(corpus, index_dir, embedder, config)
-    index = Index.open(index_dir, expected_identity(embedder, config))
+    index = EmbeddedStore.open(index_dir, BuildIdentity.of(embedder, config))
     try:
         in_index = index.document(deleted.stem) is not None or bool(index.document_passages(deleted.stem))
         vectors = embedder.embed_batch(gone)

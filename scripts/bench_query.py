@@ -50,7 +50,7 @@ from qa.embedding.factory import make_encoder
 from qa.embedding.onnx import model_folder
 from qa.index.builds import current_build_id
 from qa.index.layout import VECTORS
-from qa.index.store import Index
+from qa.index.store import EmbeddedStore
 from qa.search.retrieval import Searcher
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -77,9 +77,9 @@ def run(index_dir: Path, questions: list[str], work: Path) -> dict[str, Any]:
     vectors = faiss.read_index(str(index_dir / current_build_id(index_dir) / VECTORS))
     encoder = make_encoder(None, "onnx")
     encoder.load()
-    searcher = Searcher(Index.open(index_dir, expected=None), encoder)
-    fts5 = Searcher(Index.open(index_dir, expected=None), encoder)
-    fts5.index._postings = None  # type: ignore[attr-defined]
+    searcher = Searcher(EmbeddedStore.open(index_dir, expected=None), encoder)
+    fts5 = Searcher(EmbeddedStore.open(index_dir, expected=None), encoder)
+    fts5.store._postings = None  # type: ignore[attr-defined]
     process, url = loadtest.start_server(index_dir, {"QA_RELOAD_INTERVAL": "0"}, work / "serve.log")
     port = int(url.rsplit(":", 1)[1])
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -122,14 +122,14 @@ def run(index_dir: Path, questions: list[str], work: Path) -> dict[str, Any]:
     finally:
         connection.close()
         loadtest.stop_server(process)
-        searcher.index.close()
-        fts5.index.close()
+        searcher.store.close()
+        fts5.store.close()
     p50 = {name: statistics.median(v) for name, v in times.items()}
     p90 = {name: statistics.quantiles(v, n=10)[8] for name, v in times.items()}
     return {
         "questions": len(questions),
         "k": K,
-        "passages": searcher.index.passage_count,
+        "passages": searcher.store.passage_count,
         "load_average": {"start": load[0], "end": load[-1]},
         "p50_ms": p50,
         "p90_ms": p90,

@@ -17,7 +17,7 @@ would make it, and the best lexical scores tie across copies (the position break
 1% of the documents get the author ``alpha`` and 20% ``beta``, so ``author`` filters
 allow about 1% and 20% of the passages.
 
-The grown build is written by the build's own :func:`qa.index.builds.write_build` (SQLite,
+The grown build is written by the build's own :meth:`qa.index.lifecycle.StoreLocation.commit` (SQLite,
 FTS5, the FAISS index ``auto`` picks: HNSW above its threshold) and opened by the
 service's own code. Measured for each size, one after another in one run:
 
@@ -55,8 +55,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadtest
 from qa.config import Settings
 from qa.evaluation.beir import load_benchmark
-from qa.index.builds import current_build_id, write_build
-from qa.index.store import Index
+from qa.index.builds import current_build_id
+from qa.index.location import locate
+from qa.index.prepare import Prepared
+from qa.index.store import EmbeddedStore
 from qa.index.vectors import reconstruct
 from qa.ingest.chunking import Passage
 from qa.ingest.documents import Document
@@ -86,7 +88,7 @@ def log(message: str) -> None:
 
 def read_base(build: Path) -> dict[str, Any]:
     """Everything of one build that a copy repeats: documents, passages, vectors, sentences."""
-    index = Index.open_build(build, None)
+    index = EmbeddedStore.open_build(build, None)
     try:
         documents = []
         passages: list[Passage] = []
@@ -170,7 +172,11 @@ def grow(base: dict[str, Any], n: int, noise: float, seed: int, index_dir: Path)
     if index_dir.exists():
         shutil.rmtree(index_dir)
     index_dir.mkdir(parents=True)
-    build_id = write_build(index_dir, documents, passages, vectors, manifest, started, (spans, sentence_vectors))
+    # Texts and sentence keys only matter to a database's vector reuse; an index folder writes neither.
+    prepared = Prepared(passages, [p.text for p in passages], vectors, 0, spans, sentence_vectors, [""] * len(spans))
+    location = locate(index_dir)
+    with location.engine.lock():
+        build_id = location.commit(documents, prepared, manifest, "auto", started)
     seconds = time.perf_counter() - started
     size = sum(f.stat().st_size for f in (index_dir / build_id).iterdir())
     log(f"grew {len(passages):,} passages, {len(spans):,} sentences, {len(documents):,} documents in {seconds:.0f} s")
@@ -223,7 +229,7 @@ def in_process(index_dir: Path, questions: list[str]) -> dict[str, Any]:
     t0 = time.perf_counter()
     searcher = service.open_searcher()
     opened = time.perf_counter() - t0
-    timed = Searcher(Timed(searcher.index, seconds, "store."), Timed(searcher.embedder, seconds, "encode."))
+    timed = Searcher(Timed(searcher.store, seconds, "store."), Timed(searcher.embedder, seconds, "encode."))
     try:
         for q in questions[:20]:  # warm-up, not counted
             timed.ask(q, 10)
@@ -234,7 +240,7 @@ def in_process(index_dir: Path, questions: list[str]) -> dict[str, Any]:
             timed.ask(q, 10)
             times.append(time.perf_counter() - t0)
     finally:
-        searcher.index.close()
+        searcher.store.close()
         service.close()
     total = sum(times)
     calls = {name: round(s / len(questions) * 1000, 2) for name, s in sorted(seconds.items(), key=lambda kv: -kv[1])}

@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from qa.index.cache import EmbeddingCache, model_key
-from qa.index.postgres.builds import PostgresLocation
+from qa.index.location import locate
 from qa.index.postgres.schema import schema_name
 
 
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--store", required=True)
     parser.add_argument("--index", type=Path, required=True)
     args = parser.parse_args()
-    location = PostgresLocation(args.store)
+    location = locate(args.store)
     build_id = location.current_build_id()
     identity = location.manifest(build_id)["model"]
     location.close()

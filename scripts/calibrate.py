@@ -38,8 +38,9 @@ from qa.config import Settings
 from qa.embedding.base import SentenceTransformerEmbedder
 from qa.evaluation.beir import load_benchmark
 from qa.evaluation.questions import load_questions, open_beir_index
-from qa.index.pipeline import build_index, expected_identity
-from qa.index.store import Index
+from qa.index.location import build_index
+from qa.index.manifest import BuildIdentity
+from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.evidence import GROUNDED_THRESHOLD, GROUP_COSINE, GROUP_OVERLAP
 from qa.search.retrieval import Searcher
@@ -54,7 +55,7 @@ def stored_sentence_vectors(embedder: SentenceTransformerEmbedder, texts: list[s
     found: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as tmp:
         build_index(ROOT / "seeds", Path(tmp), embedder, config)
-        index = Index.open(Path(tmp), expected_identity(embedder, config))
+        index = EmbeddedStore.open(Path(tmp), BuildIdentity.of(embedder, config))
         records = [p for d in index.documents() for p in index.document_passages(d.doc_id)]
         stored = index.sentences([p.passage_id for p in records])
         for p in records:
@@ -96,7 +97,7 @@ def grounding(embedder: SentenceTransformerEmbedder, beir: Path, beir_index: Pat
     config = ChunkerConfig.from_settings(settings)
     with tempfile.TemporaryDirectory() as tmp:
         build_index(ROOT / "seeds", Path(tmp), embedder, config)
-        index = Index.open(Path(tmp), expected_identity(embedder, config))
+        index = EmbeddedStore.open(Path(tmp), BuildIdentity.of(embedder, config))
         seeds = Searcher(index, embedder)
         questions = load_questions(ROOT.parent / "shared" / "eval" / "questions.jsonl")
         scores = {q.id: seeds.ask(q.question, 5).grounding_score or 0.0 for q in questions}
@@ -145,7 +146,7 @@ def squad_split(embedder: SentenceTransformerEmbedder, squad: Path, index_dir: P
             for article in articles[::2]:
                 shutil.copy(article, Path(tmp) / article.name)
             build_index(Path(tmp), index_dir, embedder, config)
-    index = Index.open(index_dir, expected_identity(embedder, config))
+    index = EmbeddedStore.open(index_dir, BuildIdentity.of(embedder, config))
     searcher = Searcher(index, embedder)
     questions = load_questions(squad / "questions.jsonl", sample)
     scores = {q.id: searcher.ask(q.question, 5).grounding_score or 0.0 for q in questions}

@@ -25,7 +25,7 @@ import qa.search.evidence as E
 import qa.search.retrieval as R
 from qa.embedding.factory import make_encoder
 from qa.index.queries import BuildDatabase
-from qa.index.store import Index
+from qa.index.store import EmbeddedStore
 from qa.search.models import Answer
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -50,7 +50,7 @@ def timed(name, fn):
 
 
 for cls, names in (
-    (Index, ["dense", "lexical", "scores", "passages", "sentences", "document"]),
+    (EmbeddedStore, ["dense", "lexical", "scores", "passages", "sentences", "document"]),
     (BuildDatabase, ["bm25", "identify", "positions", "passages", "sentences"]),
     (R.Searcher, ["_complete", "_add_sentence_evidence", "_result", "rank"]),
 ):
@@ -64,7 +64,7 @@ R.cite = timed("cite", R.cite)
 emb = make_encoder(None, os.environ.get("QA_QUERY_ENCODER", "onnx"))
 emb.load()
 emb.embed_batch = timed("encode", emb.embed_batch)
-index = Index.open(index_dir, expected=None)
+index = EmbeddedStore.open(index_dir, expected=None)
 s = R.Searcher(index, emb)
 beir = Path(os.environ.get("QA_BEIR", "../shared/bench/scifact"))
 qs = test_questions(beir)

@@ -30,7 +30,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from qa.config import Settings
 from qa.embedding.base import SentenceTransformerEmbedder
-from qa.index.pipeline import build_index
+from qa.index.location import build_index
 from qa.ingest.chunking import ChunkerConfig
 from qa.server.app import create_app
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from qa.embedding.base import SentenceTransformerEmbedder
 from qa.evaluation.questions import evaluate_questions, load_questions
-from qa.index.pipeline import build_index, expected_identity
-from qa.index.store import Index
+from qa.index.location import build_index
+from qa.index.manifest import BuildIdentity
+from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.retrieval import Searcher
 
@@ -40,7 +41,7 @@ def main() -> None:
             config = ChunkerConfig(budget, overlap)
             with tempfile.TemporaryDirectory() as tmp:
                 report = build_index(args.corpus, Path(tmp), embedder, config)
-                index = Index.open(Path(tmp), expected_identity(embedder, config))
+                index = EmbeddedStore.open(Path(tmp), BuildIdentity.of(embedder, config))
                 result = evaluate_questions(Searcher(index, embedder), questions)
                 index.close()
             row = {

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qa.embedding.base import Vectors
-from qa.index import builds
+from qa.index import engine
 from qa.index import sentence_vectors as indexing
-from qa.index.pipeline import build_index
+from qa.index.location import build_index
 from qa.index.vectors import VectorIndexSpec
 from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import FakeEmbedder
@@ -48,17 +48,17 @@ def main(corpus: Path, index: str, marker: Path, stage: str) -> None:
         embedder = StallingEmbedder(marker, stall_on=3)
     elif stage == "writing":
         embedder = StallingEmbedder(marker, stall_on=None)
-        write_vectors = builds.write_vectors
+        write_vectors = engine.write_vectors
 
         def stalled(path: Path, vectors: Vectors, spec: VectorIndexSpec) -> None:
             write_vectors(path, vectors, spec)
             marker.write_text("writing")
             time.sleep(STALL_SECONDS)
 
-        builds.write_vectors = stalled
+        engine.write_vectors = stalled
     elif stage == "postgres-writing":
+        from qa.index.location import locate
         from qa.index.postgres import loading as postgres_loading
-        from qa.index.postgres.builds import PostgresLocation
 
         render = postgres_loading.render
 
@@ -69,7 +69,7 @@ def main(corpus: Path, index: str, marker: Path, stage: str) -> None:
             return render(template, schema, **numbers)
 
         postgres_loading.render = stalled_render  # type: ignore[assignment]
-        PostgresLocation(index).build_corpus(corpus, FakeEmbedder(), ChunkerConfig())
+        locate(index).build_corpus(corpus, FakeEmbedder(), ChunkerConfig())
         return
     else:
         raise SystemExit(f"unknown stage {stage!r}")

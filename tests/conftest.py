@@ -13,7 +13,7 @@ import pytest
 
 from qa.config import Settings
 from qa.embedding.base import SentenceTransformerEmbedder
-from qa.index.pipeline import build_index
+from qa.index.location import build_index
 from qa.index.postgres.server import LocalPostgres
 from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import SEEDS, FakeEmbedder

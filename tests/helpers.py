@@ -26,9 +26,9 @@ from qa.embedding.base import Embedder, Vectors, probe_identity
 from qa.embedding.identity import ModelIdentity
 from qa.index.builds import current_build_id
 from qa.index.database import PassageRecord
-from qa.index.pipeline import expected_identity
+from qa.index.manifest import BuildIdentity
 from qa.index.protocol import PassageStore
-from qa.index.store import Index
+from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,9 +187,9 @@ def save_manifest_json(build: Path, manifest: dict[str, Any]) -> None:
     (build / "manifest.json").write_text(json.dumps(manifest))
 
 
-def open_index(settings: Settings, embedder: Embedder, config: ChunkerConfig | None = None) -> Index:
+def open_index(settings: Settings, embedder: Embedder, config: ChunkerConfig | None = None) -> EmbeddedStore:
     """The build CURRENT names in ``settings.index_dir``, checked against ``embedder`` and ``config``."""
-    return Index.open(settings.index_dir, expected_identity(embedder, config or ChunkerConfig()))
+    return EmbeddedStore.open(settings.index_dir, BuildIdentity.of(embedder, config or ChunkerConfig()))
 
 
 def build_dir(settings: Settings) -> Path:

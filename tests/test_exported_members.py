@@ -28,7 +28,8 @@ EXPECTED = {
     "stale_reason",
     "rollback",
     # opening and asking
-    "Index",
+    "EmbeddedStore",
+    "BuildIdentity",
     "Searcher",
     "Service",
     "Answer",

@@ -14,7 +14,7 @@ import qa.service as service_module
 from qa.config import Settings
 from qa.embedding.base import BUILD_THREADS
 from qa.errors import IndexMismatchError, IndexNotFoundError, ModelError
-from qa.index.pipeline import expected_identity
+from qa.index.manifest import BuildIdentity
 from qa.ingest.chunking import ChunkerConfig
 from qa.service import Service, open_searcher, open_store
 from tests.helpers import FakeEmbedder
@@ -96,7 +96,7 @@ def test_the_expected_identity_is_the_query_encoders_and_computed_once(
     calls = fake_embedder.embedded
     assert service.expected is first
     assert fake_embedder.embedded == calls
-    assert first == expected_identity(fake_embedder, ChunkerConfig.from_settings(settings))
+    assert first == BuildIdentity.of(fake_embedder, ChunkerConfig.from_settings(settings))
 
 
 class ThreadRecording(FakeEmbedder):
@@ -119,7 +119,7 @@ def test_loading_soon_computes_the_identity_on_its_own_thread_once(settings: Set
     assert set(fake_embedder.threads) == {"qa-model-load"}  # the probe ran on the loading thread only
     assert service.expected is first
     assert fake_embedder.embedded == calls
-    assert first == expected_identity(fake_embedder, ChunkerConfig.from_settings(settings))
+    assert first == BuildIdentity.of(fake_embedder, ChunkerConfig.from_settings(settings))
 
 
 class Unloadable(FakeEmbedder):
@@ -148,16 +148,16 @@ def test_build_then_ask_answers_with_default_k(settings: Settings, fake_embedder
 
 def test_open_searcher_refuses_a_build_of_another_model(built: Settings, fake_embedder: FakeEmbedder) -> None:
     other = FakeEmbedder(seed="other")
-    expected = expected_identity(other, ChunkerConfig.from_settings(built))
+    expected = BuildIdentity.of(other, ChunkerConfig.from_settings(built))
     with pytest.raises(IndexMismatchError):
         open_searcher(built.index_dir, other, expected)
     searcher = open_searcher(
-        built.index_dir, fake_embedder, expected_identity(fake_embedder, ChunkerConfig.from_settings(built))
+        built.index_dir, fake_embedder, BuildIdentity.of(fake_embedder, ChunkerConfig.from_settings(built))
     )
     try:
-        assert searcher.index.build_id == (built.index_dir / "CURRENT").read_text().strip()
+        assert searcher.store.build_id == (built.index_dir / "CURRENT").read_text().strip()
     finally:
-        searcher.index.close()
+        searcher.store.close()
 
 
 def test_open_store_opens_a_named_build_and_says_when_there_is_none(built: Settings, tmp_path: Path) -> None:
@@ -189,6 +189,8 @@ def test_only_the_service_opens_a_store_or_makes_a_searcher() -> None:
             if not isinstance(node, ast.Call):
                 continue
             name = ast.unparse(node.func)
-            if name in ("Index.open", "Index.open_build", "Searcher", "PostgresStore") or name.endswith(").open"):
+            if name in ("EmbeddedStore.open", "EmbeddedStore.open_build", "Searcher", "PostgresStore") or name.endswith(
+                ").open"
+            ):
                 calls.append(f"{path.relative_to(SRC)}:{name}")
     assert sorted(calls) == ["service.py:Searcher", "service.py:locate(where).open"]

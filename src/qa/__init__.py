@@ -2,11 +2,12 @@
 
 The public surface is ``__all__``: what a program that uses qa as a library calls. Build an index
 (:func:`build_index`, :func:`stale_reason`, :func:`rollback`) with an embedder from
-:func:`make_encoder`, open it (:meth:`Index.open`), ask it (:class:`Searcher`), cite what it returns
-(:func:`resolve_passage`, :func:`csl_item`, :func:`bibtex_entry`, :func:`markdown_report`) and check
-quotes against it (:class:`Verifier`); :class:`Settings` holds the configuration and every error
-derives from :class:`QAError`. :class:`Service` wires all of it from the settings, as the server and
-the CLI do. Everything else is internal and imported from its own module.
+:func:`make_encoder`, open it (:meth:`EmbeddedStore.open`, checked against a :class:`BuildIdentity`),
+ask it (:class:`Searcher`), cite what it returns (:func:`resolve_passage`, :func:`csl_item`,
+:func:`bibtex_entry`, :func:`markdown_report`) and check quotes against it (:class:`Verifier`);
+:class:`Settings` holds the configuration and every error derives from :class:`QAError`.
+:class:`Service` wires all of it from the settings, as the server and the CLI do. Everything else
+is internal and imported from its own module.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ from qa.errors import (
     QAError,
     RollbackError,
 )
-from qa.index.pipeline import BuildReport, build_index, rollback, stale_reason
-from qa.index.store import Index
+from qa.index.location import build_index, rollback, stale_reason
+from qa.index.manifest import BuildIdentity
+from qa.index.prepare import BuildReport
+from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.models import Answer, Result
 from qa.search.retrieval import Searcher
@@ -44,13 +47,14 @@ __version__ = package_version("qa", default="0.0.0")
 
 __all__ = [
     "Answer",
+    "BuildIdentity",
     "BuildReport",
     "ChunkerConfig",
     "Citation",
     "CorpusError",
     "DocumentNotFoundError",
+    "EmbeddedStore",
     "Embedder",
-    "Index",
     "IndexCorruptError",
     "IndexMismatchError",
     "IndexNotFoundError",

@@ -18,25 +18,22 @@ import logging
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from qa.config import Settings
 from qa.embedding.base import BUILD_THREADS, Embedder
 from qa.embedding.factory import make_encoder
-from qa.errors import IndexStoreError, QAError
-from qa.index import pipeline
+from qa.errors import QAError
 from qa.index.filters import Filters
-from qa.index.location import StoreLocation, locate
-from qa.index.pipeline import BuildReport, Progress, expected_identity
+from qa.index.lifecycle import StoreLocation
+from qa.index.location import locate
+from qa.index.manifest import BuildIdentity
+from qa.index.prepare import BuildReport, Progress
 from qa.index.protocol import PassageStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.models import Answer
 from qa.search.retrieval import DEFAULT_FUSION, Fusion, Searcher
 
 log = logging.getLogger(__name__)
-
-#: What a build must have been made with: ``{"model": ..., "chunker": ...}`` (see :func:`expected_identity`).
-Expected = dict[str, Any]
 
 
 def store_location(settings: Settings) -> StoreLocation:
@@ -46,7 +43,9 @@ def store_location(settings: Settings) -> StoreLocation:
     return locate(settings.index_dir)
 
 
-def open_store(where: Path | StoreLocation, expected: Expected | None, build_id: str | None = None) -> PassageStore:
+def open_store(
+    where: Path | StoreLocation, expected: BuildIdentity | None, build_id: str | None = None
+) -> PassageStore:
     """The live build of ``where`` (or ``build_id``), refused unless it was made as ``expected`` says.
 
     ``where`` is an index folder or a :class:`~qa.index.location.StoreLocation` (a database).
@@ -59,11 +58,11 @@ def open_store(where: Path | StoreLocation, expected: Expected | None, build_id:
 def open_searcher(
     where: Path | StoreLocation,
     embedder: Embedder,
-    expected: Expected,
+    expected: BuildIdentity,
     build_id: str | None = None,
     fusion: Fusion = DEFAULT_FUSION,
 ) -> Searcher:
-    """A searcher over the build :func:`open_store` opens; closing ``searcher.index`` is the caller's."""
+    """A searcher over the build :func:`open_store` opens; closing ``searcher.store`` is the caller's."""
     return Searcher(open_store(where, expected, build_id), embedder, fusion)
 
 
@@ -89,7 +88,7 @@ class Service:
         self._passage_encoder = passage_encoder
         self._handed_in = query_encoder is not None
         self._owned: list[Embedder] = []
-        self._expected: Expected | None = None
+        self._expected: BuildIdentity | None = None
         self._loading: threading.Thread | None = None
 
     @classmethod
@@ -139,13 +138,13 @@ class Service:
         return encoder
 
     @property
-    def expected(self) -> Expected:
+    def expected(self) -> BuildIdentity:
         """What a build must have been made with to be searched with the query encoder (loads the model)."""
         loading = self._loading
         if loading is not None and loading is not threading.current_thread():
             loading.join()
         if self._expected is None:
-            self._expected = expected_identity(self.query_encoder, self.chunker)
+            self._expected = BuildIdentity.of(self.query_encoder, self.chunker)
         return self._expected
 
     def load_soon(self) -> None:
@@ -186,7 +185,7 @@ class Service:
         try:
             return searcher.ask(question, k or self.settings.default_k, mode=mode, filters=filters, group=group)
         finally:
-            searcher.index.close()
+            searcher.store.close()
 
     # -- building ---------------------------------------------------------------------------
 
@@ -198,13 +197,7 @@ class Service:
     def stale_reason(self) -> str | None:
         """Why the live build does not match the corpus and these settings, or ``None``."""
         s = self.settings
-        try:
-            manifest = self.location.live_manifest()
-        except IndexStoreError as exc:
-            return str(exc)
-        return pipeline.manifest_stale_reason(
-            manifest, s.corpus_dir, self.passage_encoder, self.chunker, s.vector_index
-        )
+        return self.location.stale_reason(s.corpus_dir, self.passage_encoder, self.chunker, s.vector_index)
 
     def build(self, progress: Progress | None = None) -> BuildReport:
         """Build the corpus into a new build and make it live."""
@@ -212,7 +205,7 @@ class Service:
         return self.location.build_corpus(s.corpus_dir, self.passage_encoder, self.chunker, progress, s.vector_index)
 
     def rollback(self) -> tuple[str, str]:
-        """Make the previous build live again, if it opens with these settings (see :func:`pipeline.rollback`)."""
+        """Make the previous build live again, if it opens with these settings (see :meth:`StoreLocation.rollback`)."""
         return self.location.rollback(self.expected)
 
     # -- lifecycle --------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from qa.citations.cite import (
 )
 from qa.config import Settings
 from qa.errors import DocumentNotFoundError, InvalidQueryError, PassageNotFoundError
-from qa.index.store import DocumentRecord, Index
+from qa.index.store import DocumentRecord, EmbeddedStore
 
 DOC = "002_9c06afbfd3aef34d"
 RECORD = DocumentRecord(
@@ -38,8 +38,8 @@ RECORD = DocumentRecord(
 
 
 @pytest.fixture
-def index(built: Settings) -> Iterator[Index]:
-    opened = Index.open(built.index_dir, expected=None)
+def index(built: Settings) -> Iterator[EmbeddedStore]:
+    opened = EmbeddedStore.open(built.index_dir, expected=None)
     yield opened
     opened.close()
 
@@ -69,7 +69,7 @@ def test_cite_span_carries_the_document_the_offsets_and_both_strings() -> None:
     assert citation.markdown == format_citation(RECORD, 3, 9, markdown=True)
 
 
-def test_a_resolved_passage_is_verbatim_and_cited_at_its_own_offsets(index: Index) -> None:
+def test_a_resolved_passage_is_verbatim_and_cited_at_its_own_offsets(index: EmbeddedStore) -> None:
     source = index.document_text(DOC)
     document = index.document(DOC)
     assert source is not None
@@ -81,7 +81,7 @@ def test_a_resolved_passage_is_verbatim_and_cited_at_its_own_offsets(index: Inde
         assert (view.ordinal, view.section) == (stored.ordinal, stored.section)
 
 
-def test_neighbours_chain_the_passages_of_a_document_in_order(index: Index) -> None:
+def test_neighbours_chain_the_passages_of_a_document_in_order(index: EmbeddedStore) -> None:
     ids = [p.passage_id for p in index.document_passages(DOC)]
     assert len(ids) >= 3
     views = [resolve_passage(index, pid) for pid in ids]
@@ -89,7 +89,7 @@ def test_neighbours_chain_the_passages_of_a_document_in_order(index: Index) -> N
     assert [v.next_id for v in views] == [*ids[1:], None]
 
 
-def test_an_unknown_passage_of_an_indexed_document_points_to_its_document(index: Index) -> None:
+def test_an_unknown_passage_of_an_indexed_document_points_to_its_document(index: EmbeddedStore) -> None:
     with pytest.raises(PassageNotFoundError) as raised:
         resolve_passage(index, f"{DOC}:000000000000")
     assert raised.value.doc_id == DOC
@@ -97,7 +97,7 @@ def test_an_unknown_passage_of_an_indexed_document_points_to_its_document(index:
     assert index.build_id in str(raised.value)
 
 
-def test_an_unknown_passage_of_an_unknown_document_names_no_document(index: Index) -> None:
+def test_an_unknown_passage_of_an_unknown_document_names_no_document(index: EmbeddedStore) -> None:
     for passage_id in ("gone:000000000000", "no-colon-at-all"):
         error = passage_not_found(index, passage_id)
         assert error.doc_id is None
@@ -106,7 +106,7 @@ def test_an_unknown_passage_of_an_unknown_document_names_no_document(index: Inde
             resolve_passage(index, passage_id)
 
 
-def test_a_resolved_document_lists_its_passages_in_order(index: Index) -> None:
+def test_a_resolved_document_lists_its_passages_in_order(index: EmbeddedStore) -> None:
     view = resolve_document(index, DOC)
     texts = index.document_text(DOC)
     document = index.document(DOC)
@@ -121,19 +121,19 @@ def test_a_resolved_document_lists_its_passages_in_order(index: Index) -> None:
     assert view.model_dump(exclude=exclude) == summarize(document).model_dump()
 
 
-def test_an_unknown_document_is_not_found(index: Index) -> None:
+def test_an_unknown_document_is_not_found(index: EmbeddedStore) -> None:
     with pytest.raises(DocumentNotFoundError, match="no document 'nope'"):
         resolve_document(index, "nope")
 
 
-def test_every_document_summary_counts_its_passages(index: Index) -> None:
+def test_every_document_summary_counts_its_passages(index: EmbeddedStore) -> None:
     for document in index.documents():
         summary = summarize(document)
         assert summary.doc_id == document.doc_id
         assert summary.passages == len(index.document_passages(document.doc_id)) > 0
 
 
-def test_a_passage_in_context_has_its_neighbours_in_reading_order_and_fewer_at_the_edges(index: Index) -> None:
+def test_a_passage_in_context_has_its_neighbours_in_reading_order_and_fewer_at_the_edges(index: EmbeddedStore) -> None:
     ids = resolve_document(index, DOC).passage_ids
     assert len(ids) > 4
     first = passage_in_context(index, ids[0], 2)
@@ -150,7 +150,7 @@ def test_a_passage_in_context_has_its_neighbours_in_reading_order_and_fewer_at_t
     assert passage_in_context(index, ids[1]).before == []
 
 
-def test_a_passage_in_context_refuses_a_context_out_of_range_and_an_unknown_id(index: Index) -> None:
+def test_a_passage_in_context_refuses_a_context_out_of_range_and_an_unknown_id(index: EmbeddedStore) -> None:
     passage_id = resolve_document(index, DOC).passage_ids[0]
     for context in (-1, MAX_CONTEXT + 1):
         with pytest.raises(InvalidQueryError, match=f"context must be between 0 and {MAX_CONTEXT}"):

@@ -24,8 +24,8 @@ from qa.citations.formats import (
 )
 from qa.config import Settings
 from qa.errors import InvalidQueryError
-from qa.index.pipeline import build_index
-from qa.index.store import Index
+from qa.index.location import build_index
+from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.server.app import create_app
 from tests.helpers import FakeEmbedder
@@ -180,7 +180,7 @@ def test_the_formats_are_one_list_each_with_its_media_type() -> None:
 
 def test_render_citation_writes_what_the_cite_route_sends(client: TestClient, settings: Settings) -> None:
     pid = passage_of(client, DOC)["passage_id"]
-    index = Index.open(settings.index_dir, expected=None)
+    index = EmbeddedStore.open(settings.index_dir, expected=None)
     try:
         view = resolve_passage(index, pid)
         for fmt in CITE_FORMATS:

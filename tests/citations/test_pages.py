@@ -14,8 +14,9 @@ from fastapi.testclient import TestClient
 from qa.citations.cite import resolve_document, resolve_passage
 from qa.citations.formats import render_citation
 from qa.config import Settings
-from qa.index.pipeline import BuildReport, build_index
-from qa.index.store import Index
+from qa.index.location import build_index
+from qa.index.prepare import BuildReport
+from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.retrieval import Searcher
 from qa.server.app import create_app
@@ -45,17 +46,17 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, BuildRepo
 
 
 @pytest.fixture
-def index(mixed: tuple[Settings, BuildReport]) -> Iterator[Index]:
+def index(mixed: tuple[Settings, BuildReport]) -> Iterator[EmbeddedStore]:
     store = open_index(mixed[0], FakeEmbedder(), ChunkerConfig.from_settings(mixed[0]))
     yield store
     store.close()
 
 
-def _passage_with(index: Index, words: str) -> str:
+def _passage_with(index: EmbeddedStore, words: str) -> str:
     return next(p.passage_id for p in all_passages(index) if words in p.text)
 
 
-def test_every_passage_of_every_format_is_a_verbatim_span_of_its_stored_text(index: Index) -> None:
+def test_every_passage_of_every_format_is_a_verbatim_span_of_its_stored_text(index: EmbeddedStore) -> None:
     formats = set()
     for document in index.documents():
         formats.add(document.format)
@@ -66,13 +67,13 @@ def test_every_passage_of_every_format_is_a_verbatim_span_of_its_stored_text(ind
     assert formats == {"text", "html", "pdf", "docx"}
 
 
-def test_no_header_footer_page_number_or_comment_in_any_passage(index: Index) -> None:
+def test_no_header_footer_page_number_or_comment_in_any_passage(index: EmbeddedStore) -> None:
     for p in all_passages(index):
         for junk in (makers.HEADER, makers.FOOTER, "Reader comment", "cookies", "Related stories"):
             assert junk not in p.text
 
 
-def test_pdf_passage_crossing_a_page_break_cites_both_pages_in_every_format(index: Index) -> None:
+def test_pdf_passage_crossing_a_page_break_cites_both_pages_in_every_format(index: EmbeddedStore) -> None:
     view = resolve_passage(index, _passage_with(index, "restored hull"))
     c = view.citation
     assert "paid for the lifting" in view.text  # the part on page "2"
@@ -88,7 +89,7 @@ def test_pdf_passage_crossing_a_page_break_cites_both_pages_in_every_format(inde
     assert entry.fields_dict["pages"].value == "1--2"
 
 
-def test_pdf_passage_on_one_page_cites_its_printed_label(index: Index) -> None:
+def test_pdf_passage_on_one_page_cites_its_printed_label(index: EmbeddedStore) -> None:
     view = resolve_passage(index, _passage_with(index, "describes the work of the Northern Harbour"))
     assert (view.citation.page, view.citation.pages) == ("i", ["i"])
     assert view.citation.formatted.endswith(", p. i")
@@ -98,7 +99,7 @@ def test_pdf_passage_on_one_page_cites_its_printed_label(index: Index) -> None:
     assert entry.fields_dict["pages"].value == "i"
 
 
-def test_other_formats_carry_no_page(index: Index) -> None:
+def test_other_formats_carry_no_page(index: EmbeddedStore) -> None:
     for words in ("four hundred calls in its first year", "forty minutes earlier"):
         view = resolve_passage(index, _passage_with(index, words))
         assert (view.citation.page, view.citation.pages) == (None, None)
@@ -107,7 +108,7 @@ def test_other_formats_carry_no_page(index: Index) -> None:
         assert "pages" not in bibtexparser.parse_string(render_citation(view, "bibtex")).entries[0].fields_dict
 
 
-def test_web_page_and_word_file_are_cited_with_their_own_metadata(index: Index) -> None:
+def test_web_page_and_word_file_are_cited_with_their_own_metadata(index: EmbeddedStore) -> None:
     page = resolve_passage(index, _passage_with(index, "four hundred calls in its first year")).citation
     assert (page.title, page.author, page.published, page.outlet) == (
         "New quay opens to container ships",
@@ -121,7 +122,7 @@ def test_web_page_and_word_file_are_cited_with_their_own_metadata(index: Index) 
     assert word.section == "Why the timetable changed"
 
 
-def test_highlights_carry_the_page_of_their_sentence(index: Index) -> None:
+def test_highlights_carry_the_page_of_their_sentence(index: EmbeddedStore) -> None:
     answer = Searcher(index, FakeEmbedder()).ask("Who paid for lifting the wreck to the maritime museum?", k=10)
     pdf_results = [r for r in answer.results if r.citation.pages]
     assert pdf_results
@@ -137,7 +138,7 @@ def test_highlights_carry_the_page_of_their_sentence(index: Index) -> None:
         assert h.page == page.label
 
 
-def test_document_view_returns_the_extracted_text_and_the_page_map(index: Index) -> None:
+def test_document_view_returns_the_extracted_text_and_the_page_map(index: EmbeddedStore) -> None:
     view = resolve_document(index, "harbour-report")
     assert view.format == "pdf"
     assert makers.CROSSING in view.text

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from qa.citations.verify import Verifier, extract_quotes, fold, key, word_diff
 from qa.cli import commands as cli
 from qa.config import Settings
-from qa.index.store import Index
+from qa.index.store import EmbeddedStore
 from qa.server.app import create_app
 from qa.text import normalize
 from tests.helpers import SEEDS, FakeEmbedder
@@ -33,7 +33,7 @@ def source(doc_id: str = DOC) -> str:
 
 @pytest.fixture
 def verifier(built: Settings) -> Iterator[Verifier]:
-    index = Index.open(built.index_dir, expected=None)
+    index = EmbeddedStore.open(built.index_dir, expected=None)
     try:
         yield Verifier(index)
     finally:

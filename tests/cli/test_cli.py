@@ -22,8 +22,8 @@ from markdown_it import MarkdownIt
 import qa.service as service
 from qa.cli import commands as cli
 from qa.config import Settings
-from qa.index.postgres.builds import PostgresLocation
-from qa.index.store import Index
+from qa.index.location import locate
+from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.mcp import stdio as mcp_stdio
 from qa.server.app import create_app
@@ -78,7 +78,7 @@ def current(index_dir: Path) -> str:
 
 
 def passage_count(index_dir: Path) -> int:
-    index = Index.open(index_dir, expected=None)
+    index = EmbeddedStore.open(index_dir, expected=None)
     try:
         return index.passage_count
     finally:
@@ -624,7 +624,7 @@ def test_verify_reads_a_postgres_store_given_by_store(
     settings: Settings, pg_url: str, fake_embedder: FakeEmbedder, tmp_path: Path
 ) -> None:
     """--store names a PostgreSQL database instead of the index folder (verify needs no model)."""
-    location = PostgresLocation(pg_url)
+    location = locate(pg_url)
     location.build_corpus(settings.corpus_dir, fake_embedder, ChunkerConfig())
     store = location.open(None)
     passage = store.document_passages(store.documents()[0].doc_id)[1]

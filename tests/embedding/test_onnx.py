@@ -20,8 +20,9 @@ from qa.embedding.onnx import FILES, META, OnnxEmbedder, model_folder
 from qa.errors import ModelError
 from qa.evaluation.questions import evaluate_questions, load_questions
 from qa.files import sha256_file
-from qa.index.pipeline import expected_identity, stale_reason
-from qa.index.store import Index
+from qa.index.location import stale_reason
+from qa.index.manifest import BuildIdentity
+from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.retrieval import Searcher
 from tests.helpers import QUESTIONS, SEEDS
@@ -111,7 +112,7 @@ def test_an_index_built_by_sentence_transformers_opens_and_answers_with_int8_que
     identity = model_identity(int8)
     assert identity["encoder"] == "onnx-int8"
     config = ChunkerConfig.from_settings(Settings())
-    index = Index.open(real_index_dir, expected_identity(int8, config))
+    index = EmbeddedStore.open(real_index_dir, BuildIdentity.of(int8, config))
     try:
         report = evaluate_questions(Searcher(index, int8), load_questions(QUESTIONS), ks=(1, 3, 5))
     finally:

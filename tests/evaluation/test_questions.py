@@ -9,7 +9,8 @@ import pytest
 
 from qa.errors import QAError
 from qa.evaluation.questions import Question, Span, evaluate_questions, load_questions, run_questions
-from qa.index.pipeline import build_index, expected_identity
+from qa.index.location import build_index
+from qa.index.manifest import BuildIdentity
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.retrieval import Searcher
 from qa.service import open_searcher
@@ -44,7 +45,7 @@ def corpus(tmp_path: Path) -> Path:
 def searcher(corpus: Path, tmp_path: Path) -> Searcher:
     embedder = FakeEmbedder()
     build_index(corpus, tmp_path / "index", embedder, CONFIG)
-    return open_searcher(tmp_path / "index", embedder, expected_identity(embedder, CONFIG))
+    return open_searcher(tmp_path / "index", embedder, BuildIdentity.of(embedder, CONFIG))
 
 
 def write_questions(path: Path, rows: list[dict[str, object]]) -> Path:

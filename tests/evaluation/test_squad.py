@@ -13,7 +13,8 @@ import pytest
 from qa.config import Settings
 from qa.embedding.base import SentenceTransformerEmbedder
 from qa.evaluation.questions import Question, evaluate_questions, load_questions
-from qa.index.pipeline import build_index, expected_identity
+from qa.index.location import build_index
+from qa.index.manifest import BuildIdentity
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.retrieval import Searcher
 from qa.service import open_searcher
@@ -47,7 +48,7 @@ def searcher(tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTr
     index_dir = corpus.parent / "index"
     config = ChunkerConfig.from_settings(Settings())
     build_index(corpus, index_dir, real_embedder, config)
-    return open_searcher(index_dir, real_embedder, expected_identity(real_embedder, config))
+    return open_searcher(index_dir, real_embedder, BuildIdentity.of(real_embedder, config))
 
 
 def questions_of(article: str, tmp_path: Path) -> list[Question]:

@@ -10,16 +10,17 @@ from qa.config import Settings
 from qa.errors import IndexNotFoundError
 from qa.index.builds import current_build_id, list_builds
 from qa.index.layout import CURRENT, TMP_PREFIX
-from qa.index.pipeline import build_index, expected_identity
-from qa.index.store import Index
+from qa.index.location import build_index
+from qa.index.manifest import BuildIdentity
+from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import FailingEmbedder, FakeEmbedder
 
 CONFIG = ChunkerConfig()
 
 
-def _open(settings: Settings, embedder: FakeEmbedder, config: ChunkerConfig = CONFIG) -> Index:
-    return Index.open(settings.index_dir, expected_identity(embedder, config))
+def _open(settings: Settings, embedder: FakeEmbedder, config: ChunkerConfig = CONFIG) -> EmbeddedStore:
+    return EmbeddedStore.open(settings.index_dir, BuildIdentity.of(embedder, config))
 
 
 def _build_dir(settings: Settings) -> Path:

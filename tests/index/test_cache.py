@@ -17,8 +17,9 @@ from qa.errors import IndexMismatchError
 from qa.index import sentence_vectors as indexing
 from qa.index.builds import list_builds
 from qa.index.cache import CACHE_FILE, EmbeddingCache
-from qa.index.pipeline import build_index, expected_identity
-from qa.index.store import Index
+from qa.index.location import build_index
+from qa.index.manifest import BuildIdentity
+from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import Chunker, ChunkerConfig, Passage
 from qa.ingest.documents import Document
 from tests.helpers import FakeEmbedder, all_passages
@@ -46,7 +47,7 @@ class CountingEmbedder(FakeEmbedder):
 
 
 def _passage_texts(index_dir: Path, doc_id: str | None = None) -> list[str]:
-    index = Index.open(index_dir, expected=None)
+    index = EmbeddedStore.open(index_dir, expected=None)
     try:
         passages = all_passages(index)
         return [p.text for p in passages if doc_id is None or p.doc_id == doc_id]
@@ -55,7 +56,7 @@ def _passage_texts(index_dir: Path, doc_id: str | None = None) -> list[str]:
 
 
 def _sentence_texts(index_dir: Path) -> set[str]:
-    index = Index.open(index_dir, expected=None)
+    index = EmbeddedStore.open(index_dir, expected=None)
     try:
         passages = all_passages(index)
         stored = index.sentences([p.passage_id for p in passages])
@@ -65,7 +66,7 @@ def _sentence_texts(index_dir: Path) -> set[str]:
 
 
 def _passage_rows(index_dir: Path) -> list[tuple[str, str, int, int, str]]:
-    index = Index.open(index_dir, expected=None)
+    index = EmbeddedStore.open(index_dir, expected=None)
     try:
         return [(p.passage_id, p.doc_id, p.start, p.end, p.text) for p in all_passages(index)]
     finally:
@@ -88,7 +89,7 @@ def test_an_unchanged_corpus_is_rebuilt_without_embedding(settings: Settings) ->
     second = build_index(settings.corpus_dir, settings.index_dir, again, CONFIG)
     assert second.embedded == 0
     assert len(again.texts) == 1  # only the model probe
-    index = Index.open(settings.index_dir, expected=None)
+    index = EmbeddedStore.open(settings.index_dir, expected=None)
     try:
         stored = all_passages(index)
         vectors = FakeEmbedder().embed_batch([p.text for p in stored])
@@ -169,7 +170,7 @@ def test_a_damaged_cache_is_replaced(settings: Settings, caplog: pytest.LogCaptu
 
 
 def _search_doc_ids(index_dir: Path, texts: Sequence[str], k: int = 10) -> set[str]:
-    index = Index.open(index_dir, expected=None)
+    index = EmbeddedStore.open(index_dir, expected=None)
     try:
         vectors = FakeEmbedder().embed_batch(list(texts))
         return {hit.doc_id for vector in vectors for hit in index.dense(vector, k)}
@@ -211,7 +212,7 @@ def test_in_one_pass_an_edited_article_embeds_its_new_passages_with_their_senten
     assert report.embedded == len(new_passages) == 1
     # The fake's one pass: the new passage, then each of its sentences (a real model pools them).
     assert embedder.texts[1:2] == new_passages
-    index = Index.open(settings.index_dir, expected=None)
+    index = EmbeddedStore.open(settings.index_dir, expected=None)
     try:
         (record,) = [p for p in all_passages(index) if p.text == new_passages[0]]
         spans = index.sentences([record.passage_id])[record.passage_id].spans
@@ -249,7 +250,7 @@ def test_a_deleted_article_leaves_the_index_and_the_results(settings: Settings) 
     assert report.documents == 4
     assert not _passage_texts(settings.index_dir, doc_id)
     assert doc_id not in _search_doc_ids(settings.index_dir, gone)
-    index = Index.open(settings.index_dir, expected=None)
+    index = EmbeddedStore.open(settings.index_dir, expected=None)
     try:
         assert index.document(doc_id) is None
         assert index.passage_count == report.passages
@@ -320,5 +321,5 @@ def test_an_index_built_the_other_way_is_refused(settings: Settings) -> None:
     embedder = FakeEmbedder()
     build_index(settings.corpus_dir, settings.index_dir, embedder, PASSAGE)
     with pytest.raises(IndexMismatchError, match="sentence_vectors='passage'"):
-        Index.open(settings.index_dir, expected_identity(embedder, SEPARATE))
-    Index.open(settings.index_dir, expected_identity(embedder, PASSAGE)).close()
+        EmbeddedStore.open(settings.index_dir, BuildIdentity.of(embedder, SEPARATE))
+    EmbeddedStore.open(settings.index_dir, BuildIdentity.of(embedder, PASSAGE)).close()

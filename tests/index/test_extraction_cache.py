@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.index.pipeline import build_index, stale_reason
-from qa.index.store import Index
+from qa.index.location import build_index, stale_reason
+from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.ingest.documents import corpus_fingerprint, read_corpus
 from qa.ingest.extract import Extraction
@@ -83,7 +83,7 @@ def test_a_library_failure_on_a_malformed_file_skips_only_that_file(
 
 
 def _passage_ids(index_dir: Path) -> set[str]:
-    index = Index.open(index_dir, expected=None)
+    index = EmbeddedStore.open(index_dir, expected=None)
     try:
         return {p.passage_id for p in all_passages(index)}
     finally:

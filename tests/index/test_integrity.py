@@ -58,14 +58,14 @@ def _rerecord(build: Path) -> None:
     manifest = manifest_json(build)
     for name in (VECTORS, DATABASE):
         data = (build / name).read_bytes()
-        manifest["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        manifest["segments"][0]["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     save_manifest_json(build, manifest)
 
 
 def _forget_files(build: Path) -> None:
     """A manifest from before builds recorded their files: only the structural checks remain."""
     manifest = manifest_json(build)
-    del manifest["files"]
+    del manifest["segments"][0]["files"]
     save_manifest_json(build, manifest)
 
 
@@ -209,7 +209,7 @@ def test_an_empty_current_file_says_how_to_build(built: Settings, fake_embedder:
 
 def test_the_manifest_records_the_size_and_checksum_of_each_file(built: Settings) -> None:
     build = _build_dir(built)
-    files = manifest_json(build)["files"]
+    files = manifest_json(build)["segments"][0]["files"]
     for name in (VECTORS, DATABASE):
         data = (build / name).read_bytes()
         assert files[name] == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}

@@ -10,9 +10,8 @@ import pytest
 from qa.config import Settings
 from qa.errors import IndexCorruptError, IndexMismatchError
 from qa.index.layout import MANIFEST
-from qa.index.manifest import FORMAT_VERSION, Manifest, read_manifest
-from qa.index.pipeline import expected_identity
-from qa.index.store import Index
+from qa.index.manifest import FORMAT_VERSION, BuildIdentity, Manifest, read_manifest
+from qa.index.store import EmbeddedStore
 from qa.index.vectors import (
     VectorIndexSpec,
 )
@@ -86,6 +85,6 @@ def test_a_manifest_with_a_wrong_entry_is_refused_by_name(built: Settings, chang
 
 def test_opening_without_an_identity_is_an_explicit_choice(built: Settings, fake_embedder: FakeEmbedder) -> None:
     """``expected=None`` trusts the build; any identity given is checked (invariant 6)."""
-    Index.open(built.index_dir, expected=None).close()
+    EmbeddedStore.open(built.index_dir, expected=None).close()
     with pytest.raises(IndexMismatchError):
-        Index.open(built.index_dir, expected_identity(FakeEmbedder(seed="b", name="other"), CONFIG))
+        EmbeddedStore.open(built.index_dir, BuildIdentity.of(FakeEmbedder(seed="b", name="other"), CONFIG))

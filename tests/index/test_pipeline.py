@@ -15,12 +15,13 @@ import pytest
 from qa.config import Settings
 from qa.embedding.base import Vectors
 from qa.errors import CorpusError, IndexCorruptError, IndexMismatchError, RollbackError
-from qa.index import builds
-from qa.index.builds import current_build_id, list_builds, previous_build_id
+from qa.index import engine
+from qa.index.builds import current_build_id, list_builds
 from qa.index.layout import CURRENT, MANIFEST, TMP_PREFIX, VECTORS
-from qa.index.pipeline import build_index, expected_identity, rollback, stale_reason
+from qa.index.location import build_index, locate, rollback, stale_reason
+from qa.index.manifest import BuildIdentity
 from qa.index.protocol import ScoredPassage
-from qa.index.store import Index
+from qa.index.store import EmbeddedStore
 from qa.index.vectors import VectorIndexSpec
 from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import ROOT, FailingEmbedder, FakeEmbedder
@@ -33,7 +34,7 @@ def _build(settings: Settings, embedder: FakeEmbedder | None = None) -> str:
     return build_index(settings.corpus_dir, settings.index_dir, embedder or FakeEmbedder(), CONFIG).build_id
 
 
-def _answers(index: Index) -> list[ScoredPassage]:
+def _answers(index: EmbeddedStore) -> list[ScoredPassage]:
     return index.dense(FakeEmbedder().embed_batch([QUESTION])[0], 5)
 
 
@@ -59,7 +60,7 @@ def _add_article(settings: Settings) -> None:
 @pytest.mark.parametrize("fault", ["corpus-gone", "all-unreadable"])
 def test_a_build_whose_corpus_cannot_be_read_changes_nothing(built: Settings, fault: str) -> None:
     before = current_build_id(built.index_dir)
-    served = Index.open(built.index_dir, expected=None)
+    served = EmbeddedStore.open(built.index_dir, expected=None)
     answers = _answers(served)
     if fault == "corpus-gone":
         for path in built.corpus_dir.iterdir():
@@ -78,7 +79,7 @@ def test_a_build_whose_corpus_cannot_be_read_changes_nothing(built: Settings, fa
 
 def test_an_exception_while_embedding_leaves_the_served_build_answering(built: Settings) -> None:
     before = current_build_id(built.index_dir)
-    served = Index.open(built.index_dir, expected=None)
+    served = EmbeddedStore.open(built.index_dir, expected=None)
     answers = _answers(served)
     _add_article(built)
     with pytest.raises(RuntimeError, match="simulated"):
@@ -91,7 +92,7 @@ def test_an_exception_while_embedding_leaves_the_served_build_answering(built: S
     served.close()
     after = _build(built)
     assert current_build_id(built.index_dir) == after != before
-    index = Index.open(built.index_dir, expected=None)
+    index = EmbeddedStore.open(built.index_dir, expected=None)
     assert index.document("extra") is not None
     index.close()
 
@@ -105,7 +106,7 @@ def test_an_exception_while_writing_removes_the_partial_folder(
         path.write_bytes(b"half a file")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(builds, "write_vectors", broken)
+    monkeypatch.setattr(engine, "write_vectors", broken)
     with pytest.raises(OSError, match="No space left"):
         _build(built)
     assert current_build_id(built.index_dir) == before
@@ -121,7 +122,7 @@ def test_a_build_killed_midway_changes_nothing_and_the_next_one_succeeds(
 ) -> None:
     """A real process running a build is SIGKILLed while embedding, or with a half-written build folder."""
     before = current_build_id(built.index_dir)
-    served = Index.open(built.index_dir, expected=None)
+    served = EmbeddedStore.open(built.index_dir, expected=None)
     answers = _answers(served)
     _add_article(built)
     marker = tmp_path / "marker"
@@ -152,12 +153,12 @@ def test_a_build_killed_midway_changes_nothing_and_the_next_one_succeeds(
     assert _answers(served) == answers
     assert bool(_leftovers(built.index_dir)) == (stage == "writing")
     served.close()
-    assert Index.open(built.index_dir, expected=None).build_id == before
+    assert EmbeddedStore.open(built.index_dir, expected=None).build_id == before
 
     report = build_index(built.corpus_dir, built.index_dir, FakeEmbedder(), CONFIG)
     assert current_build_id(built.index_dir) == report.build_id != before
     assert _leftovers(built.index_dir) == []
-    index = Index.open(built.index_dir, expected=None)
+    index = EmbeddedStore.open(built.index_dir, expected=None)
     extra = index.document_passages("extra")
     index.close()
     assert len(extra) >= 2
@@ -183,7 +184,7 @@ def test_builds_are_pruned_to_the_current_and_the_previous_one(built: Settings) 
     for _ in range(3):
         ids.append(_build(built))
     assert list_builds(built.index_dir) == ids[-2:]
-    assert previous_build_id(built.index_dir) == ids[-2]
+    assert locate(built.index_dir).previous_build_id() == ids[-2]
     manifest = json.loads((built.index_dir / ids[-1] / MANIFEST).read_text())
     assert manifest["previous_build"] == ids[-2]
 
@@ -192,17 +193,17 @@ def test_rollback_switches_current_to_the_previous_build(built: Settings, fake_e
     first = current_build_id(built.index_dir)
     _add_article(built)
     second = _build(built)
-    assert rollback(built.index_dir, expected_identity(fake_embedder, CONFIG)) == (second, first)
+    assert rollback(built.index_dir, BuildIdentity.of(fake_embedder, CONFIG)) == (second, first)
     assert (built.index_dir / CURRENT).read_text() == f"{first}\n"
     assert _leftovers(built.index_dir) == []
-    index = Index.open(built.index_dir, expected_identity(fake_embedder, CONFIG))
+    index = EmbeddedStore.open(built.index_dir, BuildIdentity.of(fake_embedder, CONFIG))
     assert index.build_id == first
     assert index.document("extra") is None
     index.close()
     # Both builds stay on disk; a second rollback has nowhere to go.
     assert list_builds(built.index_dir) == [first, second]
     with pytest.raises(RollbackError, match="no previous build"):
-        rollback(built.index_dir, expected_identity(fake_embedder, CONFIG))
+        rollback(built.index_dir, BuildIdentity.of(fake_embedder, CONFIG))
     assert current_build_id(built.index_dir) == first
 
 
@@ -212,7 +213,7 @@ def test_a_build_after_a_rollback_keeps_the_build_that_was_serving(built: Settin
     rollback(built.index_dir)
     third = _build(built)
     assert list_builds(built.index_dir) == [first, third]
-    assert previous_build_id(built.index_dir) == first
+    assert locate(built.index_dir).previous_build_id() == first
     assert rollback(built.index_dir) == (third, first)
     assert not (built.index_dir / bad).exists()
 
@@ -231,7 +232,7 @@ def test_rollback_refuses_a_build_made_with_another_model(built: Settings) -> No
     other = FakeEmbedder(dimension=32, name="another-model")
     second = _build(built, other)
     with pytest.raises(IndexMismatchError) as caught:
-        rollback(built.index_dir, expected_identity(other, CONFIG))
+        rollback(built.index_dir, BuildIdentity.of(other, CONFIG))
     message = str(caught.value)
     assert f"refusing to roll back to build {first}" in message
     assert "dimension 64" in message
@@ -254,9 +255,9 @@ def test_rollback_works_when_the_live_build_is_damaged(built: Settings) -> None:
     second = _build(built)
     (built.index_dir / second / MANIFEST).write_text("{damaged")
     with pytest.raises(IndexCorruptError):
-        Index.open(built.index_dir, expected=None)
+        EmbeddedStore.open(built.index_dir, expected=None)
     assert rollback(built.index_dir) == (second, first)
-    Index.open(built.index_dir, expected=None).close()
+    EmbeddedStore.open(built.index_dir, expected=None).close()
 
 
 def test_stale_reason_follows_the_corpus_and_the_settings(built: Settings, fake_embedder: FakeEmbedder) -> None:

@@ -12,7 +12,7 @@ from qa.index.filters import Filters
 from qa.index.lexicon import idf
 from qa.index.postings import Postings, _Term, fts5_tokens
 from qa.index.queries import match_expression
-from qa.index.store import Index
+from qa.index.store import EmbeddedStore
 from qa.search.terms import query_terms
 from tests.helpers import FakeEmbedder, all_passages
 from tests.helpers import open_index as _open
@@ -21,20 +21,20 @@ WEIGHTS = (1.0, 1.0)
 
 
 @pytest.fixture
-def index(built: Settings, fake_embedder: FakeEmbedder) -> Iterator[Index]:
+def index(built: Settings, fake_embedder: FakeEmbedder) -> Iterator[EmbeddedStore]:
     """The seeds' build, opened with its postings (closed after the test)."""
     opened = _open(built, fake_embedder)
     yield opened
     opened.close()
 
 
-def _queries(index: Index) -> list[list[str]]:
+def _queries(index: EmbeddedStore) -> list[list[str]]:
     """Query terms from every seed passage's first words, and a few repeated or absent ones."""
     found = [query_terms(" ".join(p.text.split()[:12])) for p in all_passages(index)]
     return [*found, ["nato", "nato", "asian"], ["india", "indian", "zzzqqq"], ["quad"], ["zzzqqq"]]
 
 
-def _fts5(index: Index, terms: list[str], filters: Filters | None = None) -> list[tuple[int, float]]:
+def _fts5(index: EmbeddedStore, terms: list[str], filters: Filters | None = None) -> list[tuple[int, float]]:
     match = match_expression(terms)
     assert match is not None
     return index._db.bm25(match, WEIGHTS, filters)
@@ -44,7 +44,7 @@ def _fts5(index: Index, terms: list[str], filters: Filters | None = None) -> lis
 @pytest.mark.parametrize("prune_min", [0, 10**9], ids=["maxscore", "every-posting"])
 @pytest.mark.parametrize("dense_share", [0.0, 1e9], ids=["summed-by-position", "summed-over-sorted-positions"])
 def test_top_passages_and_scores_equal_fts5(
-    index: Index, dense_share: float, prune_min: int, lookup_cost: int, monkeypatch: pytest.MonkeyPatch
+    index: EmbeddedStore, dense_share: float, prune_min: int, lookup_cost: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Same passages, same order, the same doubles: the lists are FTS5's own and the sum is in its order,
     whichever way a question's scores are summed or looked up, pruned or not."""
@@ -69,7 +69,7 @@ def test_top_passages_and_scores_equal_fts5(
     assert checked > 40
 
 
-def test_other_column_weights_agree_with_fts5(index: Index) -> None:
+def test_other_column_weights_agree_with_fts5(index: EmbeddedStore) -> None:
     assert index._postings is not None
     for weights in ((2.0, 0.5), (0.0, 1.0), (1.0, 0.0)):
         terms = ["india", "japan", "nato", "minister"]
@@ -81,7 +81,7 @@ def test_other_column_weights_agree_with_fts5(index: Index) -> None:
         assert [h.score for h in mine] == pytest.approx([s for _, s in expected], rel=1e-12)
 
 
-def test_filtered_lexical_search_equals_fts5_within_the_allowed_documents(index: Index) -> None:
+def test_filtered_lexical_search_equals_fts5_within_the_allowed_documents(index: EmbeddedStore) -> None:
     doc_ids = tuple(d.doc_id for d in index.documents()[:2])
     filters = Filters(doc_ids=doc_ids)
     terms = ["india", "japan", "nato", "alliance"]
@@ -93,7 +93,7 @@ def test_filtered_lexical_search_equals_fts5_within_the_allowed_documents(index:
     assert index.lexical(terms, 5, WEIGHTS, Filters(doc_ids=("no-such-document",))) == []
 
 
-def test_a_term_of_several_tokens_is_left_to_fts5_as_a_phrase(index: Index) -> None:
+def test_a_term_of_several_tokens_is_left_to_fts5_as_a_phrase(index: EmbeddedStore) -> None:
     """FTS5 searches "asian-nato" as the phrase "asian nato"; the postings hold single tokens only."""
     assert index._postings is not None
     assert index._postings.terms(["asian-nato"]) is None
@@ -132,7 +132,7 @@ def test_question_terms_are_cut_as_fts5_cuts_them() -> None:
     assert fts5_tokens("") == ()
 
 
-def test_the_build_records_each_passage_length_in_tokens(index: Index) -> None:
+def test_the_build_records_each_passage_length_in_tokens(index: EmbeddedStore) -> None:
     postings = index._postings
     assert postings is not None
     assert postings.passages == index.passage_count

@@ -17,10 +17,10 @@ import pytest
 
 from qa.config import Settings
 from qa.index.filters import Filters
-from qa.index.pipeline import build_index, expected_identity
-from qa.index.postgres.builds import PostgresLocation
+from qa.index.location import build_index, locate
+from qa.index.manifest import BuildIdentity
 from qa.index.protocol import PassageStore
-from qa.index.store import Index
+from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import FakeEmbedder, all_passages
 
@@ -36,14 +36,14 @@ SIDECARS = {
 
 def _embedded(request: pytest.FixtureRequest, settings: Settings, embedder: FakeEmbedder) -> PassageStore:
     build_index(settings.corpus_dir, settings.index_dir, embedder, CONFIG)
-    return Index.open(settings.index_dir, expected_identity(embedder, CONFIG))
+    return EmbeddedStore.open(settings.index_dir, BuildIdentity.of(embedder, CONFIG))
 
 
 def _postgres(request: pytest.FixtureRequest, settings: Settings, embedder: FakeEmbedder) -> PassageStore:
-    location = PostgresLocation(request.getfixturevalue("pg_url"))
+    location = locate(request.getfixturevalue("pg_url"))
     request.addfinalizer(location.close)
     location.build_corpus(settings.corpus_dir, embedder, CONFIG)
-    return location.open(expected_identity(embedder, CONFIG))
+    return location.open(BuildIdentity.of(embedder, CONFIG))
 
 
 #: How each implementation builds the seeds (with the sidecars below) and opens the build.

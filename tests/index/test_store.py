@@ -12,8 +12,8 @@ from qa.config import Settings
 from qa.index.database import PassageRecord
 from qa.index.filters import Filters
 from qa.index.layout import VECTORS
-from qa.index.pipeline import build_index
-from qa.index.store import Index
+from qa.index.location import build_index
+from qa.index.store import EmbeddedStore
 from qa.index.vectors import (
     VectorIndexSpec,
 )
@@ -25,7 +25,7 @@ from tests.helpers import open_index as _open
 CONFIG = ChunkerConfig()
 
 
-def _all_passages(index: Index) -> list[PassageRecord]:
+def _all_passages(index: EmbeddedStore) -> list[PassageRecord]:
     return [p for d in index.documents() for p in index.document_passages(d.doc_id)]
 
 

@@ -24,8 +24,9 @@ import pytest
 from qa.config import Settings
 from qa.errors import IndexMismatchError, IndexNotFoundError, IndexStoreError, RollbackError
 from qa.index.filters import Filters
-from qa.index.location import StoreLocation, locate
-from qa.index.pipeline import expected_identity
+from qa.index.lifecycle import StoreLocation
+from qa.index.location import locate
+from qa.index.manifest import BuildIdentity
 from qa.index.protocol import PassageStore
 from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import ROOT, FailingEmbedder, FakeEmbedder, all_passages
@@ -52,7 +53,7 @@ def _build(location: StoreLocation, settings: Settings, embedder: FakeEmbedder |
 
 
 def _open(location: StoreLocation, embedder: FakeEmbedder | None = None) -> PassageStore:
-    return location.open(expected_identity(embedder or FakeEmbedder(), CONFIG))
+    return location.open(BuildIdentity.of(embedder or FakeEmbedder(), CONFIG))
 
 
 def _ids(location: StoreLocation) -> dict[str, list[str]]:
@@ -176,11 +177,11 @@ def test_switch_rollback_and_pruning(location: StoreLocation, settings: Settings
     """Invariant 5: a new build is live at once; rollback goes back one; older builds are dropped."""
     first = _build(location, settings)
     with pytest.raises(RollbackError):
-        location.rollback(expected_identity(FakeEmbedder(), CONFIG))
+        location.rollback(BuildIdentity.of(FakeEmbedder(), CONFIG))
     (settings.corpus_dir / "extra.txt").write_text(EXTRA)
     second = _build(location, settings)
     assert location.current_build_id() == second
-    assert location.rollback(expected_identity(FakeEmbedder(), CONFIG)) == (second, first)
+    assert location.rollback(BuildIdentity.of(FakeEmbedder(), CONFIG)) == (second, first)
     assert location.current_build_id() == first
     assert _count(location, first) < _count(location, second)
     third = _build(location, settings)
@@ -196,9 +197,9 @@ def test_a_build_made_with_another_model_is_refused(location: StoreLocation, set
     _build(location, settings)
     for other in (FakeEmbedder(dimension=32), FakeEmbedder(seed="b")):
         with pytest.raises(IndexMismatchError, match="qa build"):
-            location.open(expected_identity(other, CONFIG))
+            location.open(BuildIdentity.of(other, CONFIG))
     with pytest.raises(IndexMismatchError, match="chunker"):
-        location.open(expected_identity(FakeEmbedder(), ChunkerConfig(max_tokens=40)))
+        location.open(BuildIdentity.of(FakeEmbedder(), ChunkerConfig(max_tokens=40)))
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from transformers import AutoTokenizer
 
 from qa.embedding.base import bundled_model_path
 from qa.index.layout import CURRENT, DATABASE
-from qa.index.pipeline import build_index
+from qa.index.location import build_index
 from qa.ingest.chunking import Chunker, ChunkerConfig, Passage, count_tokens, passage_id
 from qa.ingest.cleaning import analyse
 from qa.ingest.documents import Document, load_corpus

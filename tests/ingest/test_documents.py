@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from qa.errors import CorpusError, QAError
-from qa.index.pipeline import build_index
-from qa.index.store import Index
+from qa.index.location import build_index
+from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import Chunker, ChunkerConfig
 from qa.ingest.cleaning import analyse
 from qa.ingest.documents import Document, corpus_files, corpus_fingerprint, decode, load_corpus, read_document
@@ -576,7 +576,7 @@ def test_line_endings_keep_offsets_exact_through_a_build(tmp_path: Path, newline
     assert doc.title == "Harbour Cities Race to Rebuild Sea Walls"
     assert doc.author == "Jane Doe"
     report = build_index(corpus, tmp_path / "index", FakeEmbedder(), ChunkerConfig())
-    index = Index.open(tmp_path / "index", expected=None)
+    index = EmbeddedStore.open(tmp_path / "index", expected=None)
     try:
         stored = index.document_text("walls")
         assert stored is not None
@@ -731,8 +731,8 @@ import resource, sys, time
 from pathlib import Path
 import numpy as np
 from qa.ingest.chunking import ChunkerConfig
-from qa.index.pipeline import build_index
-from qa.index.store import Index
+from qa.index.location import build_index
+from qa.index.store import EmbeddedStore
 from tests.helpers import FakeEmbedder
 from tests.ingest.test_documents import _long_article
 
@@ -749,7 +749,7 @@ text = _long_article(50)
 started = time.perf_counter()
 report = build_index(corpus, index_dir, CheapEmbedder(), ChunkerConfig())
 seconds = time.perf_counter() - started
-index = Index.open(index_dir, expected=None)
+index = EmbeddedStore.open(index_dir, expected=None)
 stored = index.document_text("huge")[0]
 passages = index.document_passages("huge")
 assert stored == text

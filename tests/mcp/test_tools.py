@@ -23,7 +23,7 @@ import qa.service as service
 from qa.citations.formats import CITE_FORMATS
 from qa.cli import commands as cli
 from qa.config import Settings
-from qa.index.pipeline import build_index
+from qa.index.location import build_index
 from qa.ingest.chunking import ChunkerConfig
 from qa.mcp.stdio import stdio_server
 from qa.search.retrieval import Searcher

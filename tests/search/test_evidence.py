@@ -10,8 +10,8 @@ import pytest
 from qa.config import Settings
 from qa.embedding.base import SentenceTransformerEmbedder
 from qa.evaluation.questions import evaluate_questions, load_questions
-from qa.index.pipeline import expected_identity
-from qa.index.store import Index
+from qa.index.manifest import BuildIdentity
+from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.evidence import GROUP_COSINE, LOOKAHEAD_MIN_EXTRA, lookahead
 from qa.search.retrieval import Searcher
@@ -23,7 +23,7 @@ pytest_model = pytest.mark.model
 @pytest.fixture(scope="module")
 def searcher(real_index_dir: Path, real_embedder: SentenceTransformerEmbedder) -> Iterator[Searcher]:
     config = ChunkerConfig.from_settings(Settings())
-    index = Index.open(real_index_dir, expected_identity(real_embedder, config))
+    index = EmbeddedStore.open(real_index_dir, BuildIdentity.of(real_embedder, config))
     yield Searcher(index, real_embedder)
     index.close()
 
@@ -33,7 +33,7 @@ def test_highlights_are_the_answering_sentence_with_exact_offsets(searcher: Sear
     answer = searcher.ask("What did Jaishankar say about strategic architecture?", 5)
     for result in answer.results:
         assert result.highlights, result.passage_id
-        source = searcher.index.document_text(result.citation.doc_id)
+        source = searcher.store.document_text(result.citation.doc_id)
         assert source is not None
         for h in result.highlights:
             assert result.text[h.start : h.end] == source[0][h.source_start : h.source_end]

@@ -16,8 +16,9 @@ from qa.embedding.base import SentenceTransformerEmbedder
 from qa.errors import InvalidQueryError
 from qa.evaluation.questions import evaluate_questions, load_questions
 from qa.index.filters import Filters
-from qa.index.pipeline import build_index, expected_identity
-from qa.index.store import Index
+from qa.index.location import build_index
+from qa.index.manifest import BuildIdentity
+from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.retrieval import Searcher
 from tests.helpers import QUESTIONS, FakeEmbedder
@@ -33,7 +34,7 @@ MIN_TOP3 = 19
 def searcher(real_index_dir: Path, real_embedder: SentenceTransformerEmbedder) -> Searcher:
     defaults = Settings()
     config = ChunkerConfig.from_settings(defaults)
-    return Searcher(Index.open(real_index_dir, expected_identity(real_embedder, config)), real_embedder)
+    return Searcher(EmbeddedStore.open(real_index_dir, BuildIdentity.of(real_embedder, config)), real_embedder)
 
 
 @pytest_model
@@ -49,7 +50,7 @@ def test_answerable_seed_questions_find_their_evidence_in_the_top_3(searcher: Se
 
 @pytest_model
 def test_passages_are_verbatim_and_fit_the_model_window(searcher: Searcher) -> None:
-    index = searcher.index
+    index = searcher.store
     passages = [p for d in index.documents() for p in index.document_passages(d.doc_id)]
     assert len(passages) == index.passage_count
     counts = searcher.embedder.count_tokens([p.text for p in passages])
@@ -82,7 +83,7 @@ def test_seed_questions_recall_at_3_by_mode(searcher: Searcher, mode: str, floor
 
 @pytest.fixture
 def fake_searcher(built: Settings, fake_embedder: FakeEmbedder) -> Iterator[Searcher]:
-    index = Index.open(built.index_dir, expected_identity(fake_embedder, ChunkerConfig.from_settings(built)))
+    index = EmbeddedStore.open(built.index_dir, BuildIdentity.of(fake_embedder, ChunkerConfig.from_settings(built)))
     yield Searcher(index, fake_embedder)
     index.close()
 
@@ -112,7 +113,7 @@ def test_unknown_mode_is_refused(fake_searcher: Searcher) -> None:
 @pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
 def test_a_document_filter_still_returns_k_passages_all_from_that_document(fake_searcher: Searcher, mode: str) -> None:
     target = "004_7c5f304601117e1b"
-    assert fake_searcher.index.document(target) is not None
+    assert fake_searcher.store.document(target) is not None
     unfiltered = fake_searcher.ask("Asian NATO alliance India Japan", 5, mode=mode, group=False)
     assert any(r.citation.doc_id != target for r in unfiltered.results)
     answer = fake_searcher.ask(
@@ -138,7 +139,7 @@ def test_author_outlet_and_date_filters_choose_documents_from_metadata(
     _with_sidecars(settings.corpus_dir)
     config = ChunkerConfig.from_settings(settings)
     build_index(settings.corpus_dir, settings.index_dir, fake_embedder, config)
-    index = Index.open(settings.index_dir, expected_identity(fake_embedder, config))
+    index = EmbeddedStore.open(settings.index_dir, BuildIdentity.of(fake_embedder, config))
     searcher = Searcher(index, fake_embedder)
     question = "India Japan alliance"
 

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from qa.config import MAX_K, MAX_QUESTION_CHARS, Settings
-from qa.index.pipeline import build_index
-from qa.index.store import Index
+from qa.index.location import build_index
+from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.retrieval import Searcher
 from qa.server.app import create_app
@@ -212,7 +212,7 @@ def test_documents_lists_every_article_with_passage_counts(client: TestClient, b
     listing = response.json()
     assert listing["count"] == 5
     assert len(listing["documents"]) == 5
-    index = Index.open(built.index_dir, expected=None)
+    index = EmbeddedStore.open(built.index_dir, expected=None)
     try:
         total = index.passage_count
     finally:

@@ -26,7 +26,7 @@ from schemathesis.checks import (
 from schemathesis.python.asgi import ASGIClient, get_client, shutdown_lifespans
 
 from qa.config import Settings
-from qa.index.pipeline import build_index
+from qa.index.location import build_index
 from qa.ingest.chunking import ChunkerConfig
 from qa.server.app import create_app
 from tests.helpers import SEEDS, FakeEmbedder

@@ -17,7 +17,8 @@ import pytest
 from qa.config import Settings
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexStoreError
 from qa.index.builds import current_build_id, switch_current
-from qa.index.pipeline import build_index, expected_identity
+from qa.index.location import build_index
+from qa.index.manifest import BuildIdentity
 from qa.ingest.chunking import ChunkerConfig
 from qa.server.app import create_app
 from qa.server.live import LiveIndex, NotServing
@@ -51,7 +52,7 @@ def break_into_new_build(index_dir: Path, name: str = "99990101T000000000Z-broke
 
 @pytest.fixture
 def live(built: Settings, fake_embedder: FakeEmbedder) -> Iterator[LiveIndex]:
-    index = LiveIndex(built.index_dir, fake_embedder, expected_identity(fake_embedder, config(built)))
+    index = LiveIndex(built.index_dir, fake_embedder, BuildIdentity.of(fake_embedder, config(built)))
     index.open()
     yield index
     index.close()
@@ -59,7 +60,7 @@ def live(built: Settings, fake_embedder: FakeEmbedder) -> Iterator[LiveIndex]:
 
 def test_a_request_in_flight_finishes_on_the_old_build_which_closes_after_it(live: LiveIndex, built: Settings) -> None:
     lease = live.acquire()
-    old = lease.searcher.index
+    old = lease.searcher.store
     new_id = rebuild_with_new_fact(built)
 
     result = live.reload()
@@ -70,7 +71,7 @@ def test_a_request_in_flight_finishes_on_the_old_build_which_closes_after_it(liv
     assert lease.searcher.ask(QUESTIONS[0], 3).build_id == old.build_id
     # ...while new requests get the new one.
     with live.lease() as searcher:
-        assert searcher.index.build_id == new_id
+        assert searcher.store.build_id == new_id
     lease.release()
     with pytest.raises(sqlite3.ProgrammingError):
         old.passages(["x"])  # closed once its last request was done
@@ -125,7 +126,7 @@ def test_a_build_made_with_another_chunker_is_refused_on_reload(live: LiveIndex,
 
 
 def test_nothing_served_until_a_build_appears(settings: Settings, fake_embedder: FakeEmbedder) -> None:
-    live = LiveIndex(settings.index_dir, fake_embedder, expected_identity(fake_embedder, config(settings)))
+    live = LiveIndex(settings.index_dir, fake_embedder, BuildIdentity.of(fake_embedder, config(settings)))
     live.open()
     try:
         with pytest.raises(NotServing) as caught:
@@ -216,7 +217,7 @@ def test_an_unexpected_error_while_opening_counts_as_a_failed_reload(
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError("permission denied: /srv/secret")
 
-    monkeypatch.setattr("qa.index.location.Index.open_build", refuse)
+    monkeypatch.setattr("qa.index.engine.EmbeddedStore.open_build", refuse)
     with pytest.raises(IndexStoreError, match="PermissionError"):
         live.reload()
     assert live.current().build_id == old_id  # type: ignore[union-attr]

@@ -20,7 +20,7 @@ import pytest
 from pydantic import SecretStr
 
 from qa.config import Settings
-from qa.index.postgres.builds import PostgresLocation
+from qa.index.location import locate
 from qa.index.postgres.server import LocalPostgres
 from qa.ingest.chunking import ChunkerConfig
 from qa.server.app import create_app
@@ -40,7 +40,7 @@ def _with_password(url: str) -> SecretStr:
 def _rebuild_with_new_fact(settings: Settings, url: str) -> str:
     article = sorted(settings.corpus_dir.glob("*.txt"))[3]
     article.write_text(article.read_text(encoding="utf-8") + "\n\n" + NEW_FACT + "\n", encoding="utf-8")
-    location = PostgresLocation(url)
+    location = locate(url)
     try:
         return location.build_corpus(settings.corpus_dir, FakeEmbedder(), CONFIG).build_id
     finally:
@@ -51,7 +51,7 @@ def test_two_replicas_switch_together_with_no_failed_request(
     settings: Settings, pg_url: str, fake_embedder: FakeEmbedder
 ) -> None:
     """Two `qa serve` apps on one database, four clients each, a build switched in midway."""
-    location = PostgresLocation(pg_url)
+    location = locate(pg_url)
     old_id = location.build_corpus(settings.corpus_dir, fake_embedder, CONFIG).build_id
     location.close()
     served = settings.model_copy(update={"store": _with_password(pg_url), "reload_interval": 0.05})
@@ -117,7 +117,7 @@ def test_a_lost_database_answers_503_and_the_service_recovers_by_itself(
     settings: Settings, own_server: LocalPostgres, fake_embedder: FakeEmbedder, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = own_server.create_database("lost")
-    location = PostgresLocation(url)
+    location = locate(url)
     location.build_corpus(settings.corpus_dir, fake_embedder, CONFIG)
     location.close()
     served = settings.model_copy(update={"store": _with_password(url), "reload_interval": 0.05})

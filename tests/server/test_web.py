@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import expect
 
 from qa.config import Settings
-from qa.index.pipeline import build_index
+from qa.index.location import build_index
 from qa.ingest.chunking import ChunkerConfig
 from qa.server.app import create_app
 from tests.helpers import FakeEmbedder, serve_in_thread

@@ -237,14 +237,14 @@ class _Stretch:
 class Verifier:
     """Checks quotes against one open build. Built once per build (folding every document)."""
 
-    def __init__(self, index: PassageStore) -> None:
-        self.index = index
+    def __init__(self, store: PassageStore) -> None:
+        self.store = store
         self._documents: list[_Document] = []
-        for record in index.documents():
-            texts = index.document_text(record.doc_id)
+        for record in store.documents():
+            texts = store.document_text(record.doc_id)
             if texts is None:  # pragma: no cover - documents() and document_text() read one table
                 continue
-            self._documents.append(_Document(record, texts[0], fold(texts[0]), index.document_passages(record.doc_id)))
+            self._documents.append(_Document(record, texts[0], fold(texts[0]), store.document_passages(record.doc_id)))
         self._sources = {d.record.doc_id: d.source for d in self._documents}
         #: Per passage: its sentences as (source start, source end, folded words).
         self._sentences: list[tuple[PassageRecord, list[tuple[int, int, tuple[str, ...]]]]] = []
@@ -258,7 +258,7 @@ class Verifier:
         checks = [self.check(q) for q in extract_quotes(draft)]
         found = sum(c.found for c in checks)
         return VerifyReport(
-            quotes=checks, supported=found, unsupported=len(checks) - found, build_id=self.index.build_id
+            quotes=checks, supported=found, unsupported=len(checks) - found, build_id=self.store.build_id
         )
 
     def check(self, quote: Quote) -> QuoteCheck:
@@ -323,7 +323,7 @@ class Verifier:
         ratio, stretch = best
         passage = stretch.passage
         source = self._source(passage)
-        document = self.index.document(passage.doc_id)
+        document = self.store.document(passage.doc_id)
         if document is None:  # pragma: no cover - the schema's foreign key prevents it
             return None
         return Closest(
@@ -392,6 +392,6 @@ class VerifierCache:
 
     def get(self, index: PassageStore) -> Verifier:
         with self._lock:
-            if self._verifier is None or self._verifier.index is not index:
+            if self._verifier is None or self._verifier.store is not index:
                 self._verifier = Verifier(index)
             return self._verifier

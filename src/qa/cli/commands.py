@@ -35,7 +35,7 @@ from qa.embedding.export import export_model
 from qa.errors import InvalidQueryError, QAError
 from qa.evaluation.questions import run_beir, run_questions
 from qa.index.filters import Filters
-from qa.index.location import StoreLocation
+from qa.index.lifecycle import StoreLocation
 from qa.search.models import MODES, check_mode, check_question
 from qa.service import Service, open_store, store_location
 

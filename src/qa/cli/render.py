@@ -10,7 +10,7 @@ import click
 
 from qa.citations.verify import VerifyReport
 from qa.evaluation.questions import BEIR_MEASURES
-from qa.index.pipeline import Progress
+from qa.index.prepare import Progress
 from qa.search.models import Answer, Result
 
 #: Width of wrapped passage text: fits an 88-column terminal with the three-space indent.

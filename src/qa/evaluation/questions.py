@@ -23,14 +23,15 @@ import pytrec_eval
 from qa.embedding.base import Embedder, Vectors
 from qa.errors import IndexStoreError, QAError
 from qa.evaluation.beir import Benchmark, Qrels, load_benchmark
-from qa.index.location import StoreLocation, locate
-from qa.index.manifest import compatibility_problems
-from qa.index.pipeline import Progress, expected_identity
+from qa.index.lifecycle import StoreLocation
+from qa.index.location import locate
+from qa.index.manifest import BuildIdentity, compatibility_problems
+from qa.index.prepare import Progress
 from qa.index.protocol import PassageStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.models import MODES, Answer, Mode, Result
 from qa.search.retrieval import Searcher
-from qa.service import Expected, open_searcher, open_store
+from qa.service import open_searcher, open_store
 from qa.text import normalize
 
 #: The cut-offs ``qa eval --questions`` reports; MRR is taken over the deepest one.
@@ -296,11 +297,11 @@ def _beir_build(
     embedder: Embedder,
     config: ChunkerConfig,
     progress: Progress | None,
-) -> Expected:
+) -> BuildIdentity:
     """Build the benchmark's corpus into ``index_dir`` (a folder or a database) unless it holds it already;
     what opening it expects."""
     corpus = {"path": str(benchmark.path.resolve()), "sha256": benchmark.fingerprint()}
-    expected = expected_identity(embedder, config)
+    expected = BuildIdentity.of(embedder, config)
     location = locate(index_dir)
     try:
         manifest = location.live_manifest()
@@ -329,7 +330,7 @@ def run_beir(
     benchmark = load_benchmark(path, split)
     expected = _beir_build(benchmark, index_dir, embedder, config, progress)
     searcher = open_searcher(index_dir, query_embedder or embedder, expected)
-    index = searcher.index
+    index = searcher.store
     try:
         scores = evaluate_beir(searcher, benchmark, modes)
         return {
@@ -357,8 +358,8 @@ def run_questions(
     top 3, mean passage length and abstention for each mode over the built index (every
     ``sample``-th question)."""
     questions = load_questions(path, sample)
-    searcher = open_searcher(index_dir, embedder, expected_identity(embedder, config))
-    index = searcher.index
+    searcher = open_searcher(index_dir, embedder, BuildIdentity.of(embedder, config))
+    index = searcher.store
     try:
         figures: dict[str, Any] = {}
         for mode in modes:

@@ -144,7 +144,7 @@ class EmbeddingCache:
         self._db.commit()
 
     def get_chunks(self, keys: Sequence[str]) -> dict[str, list[list[Any]]]:
-        """Passage boundaries stored for ``keys`` (see :func:`qa.index.pipeline.chunk_key`), stamped with this build."""
+        """Passage boundaries stored for ``keys`` (see :func:`qa.index.prepare.chunk_key`), stamped with this build."""
         found: dict[str, list[list[Any]]] = {}
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), _BATCH):
@@ -209,3 +209,15 @@ class EmbeddingCache:
         self._db.execute(f"DELETE FROM extractions WHERE last_build NOT IN ({marks})", keep)  # noqa: S608
         self._db.commit()
         return dropped
+
+    # -- what the lifecycle asks of an engine's reuse (qa.index.lifecycle.Reuse) ------------------
+
+    def extractions(self) -> EmbeddingCache:
+        """Extracted web pages, PDFs and Word files are kept here too."""
+        return self
+
+    def committed(self, commit_id: str, kept: Sequence[str]) -> None:
+        """The build became ``commit_id``: its rows take that name, rows no kept build used are dropped."""
+        self.rename_build(commit_id)
+        dropped = self.retain(kept)
+        log.info("embedding cache: %d rows of builds no longer kept dropped", dropped)

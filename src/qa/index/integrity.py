@@ -11,8 +11,13 @@ from qa.index.layout import DATABASE, VECTORS
 
 
 def check_files(build_dir: Path, manifest: dict[str, Any]) -> None:
-    """Both data files present, and of the size and sha256 the build recorded (when it did)."""
-    recorded = manifest.get("files")
+    """Both data files present, and of the size and sha256 the build recorded (when it did).
+
+    A build folder holds one segment today: its files are the manifest's one segment's ``files``.
+    """
+    segments = manifest.get("segments")
+    segment = segments[0] if isinstance(segments, list) and len(segments) == 1 else None
+    recorded = segment.get("files") if isinstance(segment, dict) else None
     for name in (VECTORS, DATABASE):
         path = build_dir / name
         if not path.is_file():

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qa.embedding.identity import PROBE_DIMS, PROBE_TOLERANCE, ModelIdentity
-from qa.errors import IndexCorruptError
+from qa.embedding.base import Embedder
+from qa.embedding.identity import ModelIdentity
+from qa.errors import IndexCorruptError, IndexMismatchError
 from qa.index.layout import MANIFEST
 from qa.index.vectors import VectorIndexSpec
 
@@ -21,7 +22,9 @@ from qa.index.vectors import VectorIndexSpec
 #: 3: sentences of each passage with their vectors (highlights and grouping need no model call).
 #: 4: documents record their format and a PDF's page map.
 #: 5: sentence vectors may be pooled from the passage's own pass (the chunker entry's ``sentence_vectors``).
-FORMAT_VERSION = 5
+#: 6: a build is a commit of segments (the manifest's ``segments``, each with what its engine
+#:    records of it: a build folder's files, sizes and sha256).
+FORMAT_VERSION = 6
 #: What every manifest a build writes holds, and the type each must have.
 _MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
     "build_id": str,
@@ -30,6 +33,23 @@ _MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
     "model": dict,
     "chunker": dict,
 }
+
+
+@dataclass(frozen=True)
+class BuildIdentity:
+    """What a build is made with, and what opening it checks: the model that embedded it and the
+    chunker that cut its passages (invariant 6). :meth:`of` gives the identity a build made now
+    with an embedder and a chunker would record; a reader opens a build against it."""
+
+    model: ModelIdentity
+    #: :meth:`qa.ingest.chunking.ChunkerConfig.describe`: the chunker's parameters and version.
+    chunker: dict[str, Any]
+
+    @classmethod
+    def of(cls, embedder: Embedder, chunker: dict[str, Any] | Any) -> BuildIdentity:
+        """The identity of builds made with ``embedder`` and a chunker config (or its description)."""
+        described = chunker if isinstance(chunker, dict) else chunker.describe()
+        return cls(embedder.identity(), dict(described))
 
 
 @dataclass(frozen=True)
@@ -106,26 +126,34 @@ def read_manifest(build_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def compatibility_problems(manifest: dict[str, Any], expected: dict[str, Any]) -> list[str]:
-    """How a build's manifest differs from what the running service needs (empty: compatible)."""
+def compatibility_problems(manifest: dict[str, Any], expected: BuildIdentity | None) -> list[str]:
+    """How a build's manifest differs from what the running service needs (empty: compatible).
+
+    ``expected=None`` checks the format only: for readers that embed nothing (quote checks).
+    """
     problems = []
     if manifest.get("format_version") != FORMAT_VERSION:
         problems.append(
             f"index format version {manifest.get('format_version')!r}, this qa reads version {FORMAT_VERSION}"
         )
-    built, want = manifest.get("model") or {}, expected.get("model") or {}
-    if want:
-        if built.get("dimension") != want.get("dimension"):
-            problems.append(
-                f"model dimension {built.get('dimension')} ({built.get('name')}), "
-                f"the service's model has {want.get('dimension')} ({want.get('name')})"
-            )
-        elif not _same_probe(built.get("probe"), want.get("probe")):
-            problems.append(
-                f"model {built.get('name')!r} ({built.get('revision')}), the service uses "
-                f"{want.get('name')!r} ({want.get('revision')}) and their vectors differ"
-            )
-    built_chunker, want_chunker = manifest.get("chunker") or {}, expected.get("chunker") or {}
+    if expected is None:
+        return problems
+    built, want = manifest.get("model") or {}, expected.model
+    try:
+        recorded: ModelIdentity | None = ModelIdentity.from_json(built)
+    except ValueError:
+        recorded = None
+    if built.get("dimension") != want.dimension:
+        problems.append(
+            f"model dimension {built.get('dimension')} ({built.get('name')}), "
+            f"the service's model has {want.dimension} ({want.name})"
+        )
+    elif recorded is None or not recorded.same_vectors(want):
+        problems.append(
+            f"model {built.get('name')!r} ({built.get('revision')}), the service uses "
+            f"{want.name!r} ({want.revision}) and their vectors differ"
+        )
+    built_chunker, want_chunker = manifest.get("chunker") or {}, expected.chunker
     if want_chunker and built_chunker != want_chunker:
         diffs = sorted(k for k in set(built_chunker) | set(want_chunker) if built_chunker.get(k) != want_chunker.get(k))
         problems.append(
@@ -135,10 +163,14 @@ def compatibility_problems(manifest: dict[str, Any], expected: dict[str, Any]) -
     return problems
 
 
-# -- reading -----------------------------------------------------------------------------
-
-
-def _same_probe(a: Any, b: Any) -> bool:
-    if not isinstance(a, list) or not isinstance(b, list) or len(a) != len(b) or len(a) != PROBE_DIMS:
-        return False
-    return max(abs(float(x) - float(y)) for x, y in zip(a, b, strict=True)) <= PROBE_TOLERANCE
+def check_compatible(manifest: dict[str, Any], expected: BuildIdentity | None, what: str) -> None:
+    """:class:`IndexMismatchError` unless the build ``what`` names (a folder, or a database and build)
+    was made as ``expected`` says: the one message every store gives for another model or chunker."""
+    problems = compatibility_problems(manifest, expected)
+    if problems:
+        raise IndexMismatchError(
+            f"the index {what} was built with "
+            + "; ".join(problems)
+            + ". Rebuild it with `qa build` using the current settings, or set QA_MODEL and the "
+            "chunker settings to those the index was built with."
+        )

@@ -1,6 +1,6 @@
 """The embedded store: one build opened from disk, FAISS for vectors and SQLite for the rest.
 
-:class:`Index` implements :class:`~qa.index.protocol.PassageStore`. Inside it a passage is
+:class:`EmbeddedStore` implements :class:`~qa.index.protocol.PassageStore`. Inside it a passage is
 its position 1..n (the FAISS id and the SQLite rowid); everything it returns names passages
 by id. Filters become SQL over the documents table, and the passages they allow become a
 FAISS selector (see :func:`qa.index.vectors.search_vectors`).
@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 
 from qa.embedding.base import Vectors
-from qa.errors import IndexCorruptError, IndexMismatchError, IndexStoreError
+from qa.errors import IndexCorruptError, IndexStoreError
 from qa.index.builds import current_build_id
 from qa.index.database import DocumentRecord, PassageRecord, open_database
 from qa.index.filters import Filters
 from qa.index.integrity import check_files
 from qa.index.layout import DATABASE, VECTORS
-from qa.index.manifest import Manifest, check_manifest, compatibility_problems, read_manifest
+from qa.index.manifest import BuildIdentity, Manifest, check_compatible, check_manifest, read_manifest
 from qa.index.postings import Postings
 from qa.index.protocol import PassageScores, ScoredPassage, SentenceVectors, Weights
 from qa.index.queries import BuildDatabase, match_expression
@@ -38,11 +38,6 @@ from qa.index.vectors import (
     scored_exactly,
     search_vectors,
 )
-
-#: What opening checks a build against: ``{"model": ..., "chunker": ...}`` (see
-#: :func:`qa.index.pipeline.expected_identity`), or ``None`` to trust the build's own record.
-Expected = dict[str, Any] | None
-
 
 #: Passage positions remembered per request thread (:meth:`Index._positions`): a question's
 #: candidates are at most a few hundred (both sides' fusion depth), so this holds the last
@@ -57,7 +52,7 @@ _KNOWN_POSITIONS = 4096
 _ALLOWED_CACHED = 4
 
 
-class Index:
+class EmbeddedStore:
     """One open build: vectors in FAISS, passages and documents in SQLite."""
 
     def __init__(self, path: Path, manifest: Manifest, db: sqlite3.Connection, vectors: Any) -> None:
@@ -80,7 +75,7 @@ class Index:
         self._allowed_lock = threading.Lock()
 
     @classmethod
-    def open(cls, index_dir: Path, expected: Expected) -> Index:
+    def open(cls, index_dir: Path, expected: BuildIdentity | None) -> EmbeddedStore:
         """Open the build CURRENT names, refusing one made with another model or chunker.
 
         ``expected`` is required: the identity of the embedder that will query the build
@@ -90,7 +85,7 @@ class Index:
         return cls.open_build(index_dir / current_build_id(index_dir), expected)
 
     @classmethod
-    def open_build(cls, build_dir: Path, expected: Expected) -> Index:
+    def open_build(cls, build_dir: Path, expected: BuildIdentity | None) -> EmbeddedStore:
         """Open one build folder, checking that it is whole and was made the way ``expected`` says.
 
         Checked, each failure with a message naming the problem and the fix: the manifest
@@ -100,14 +95,7 @@ class Index:
         passages and the manifest agree on the count.
         """
         raw = read_manifest(build_dir)
-        problems = compatibility_problems(raw, expected or {})
-        if problems:
-            raise IndexMismatchError(
-                f"the index {build_dir} was built with "
-                + "; ".join(problems)
-                + ". Rebuild it with `qa build` using the current settings, or set QA_MODEL and the "
-                "chunker settings to those the index was built with."
-            )
+        check_compatible(raw, expected, str(build_dir))
         check_manifest(build_dir, raw)
         check_files(build_dir, raw)
         db = open_database(build_dir / DATABASE)

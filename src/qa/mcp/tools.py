@@ -115,7 +115,7 @@ class QaMcpServer(MCPServer[None]):
     def _document_resources(self) -> list[McpResource]:
         try:
             with leased(self.state) as searcher:
-                documents = searcher.index.documents()
+                documents = searcher.store.documents()
         except ServiceUnavailable:
             return []  # nothing to list until an index is open; the tools say why
         return [
@@ -163,7 +163,7 @@ def create_mcp_server(state: AppState, lifespan: Lifespan | None = None) -> QaMc
         ] = 0,
     ) -> Annotated[CallToolResult, PassageInContext]:
         def work(searcher: Searcher) -> tuple[BaseModel, str]:
-            found = passage_in_context(searcher.index, passage_id, context)
+            found = passage_in_context(searcher.store, passage_id, context)
             return found, render.passage_text(found)
 
         return answered(state, work)
@@ -174,7 +174,7 @@ def create_mcp_server(state: AppState, lifespan: Lifespan | None = None) -> QaMc
         format: Annotated[CiteFormat, Field(description="markdown, text, csl-json or bibtex.")] = "markdown",
     ) -> Annotated[CallToolResult, FormattedCitation]:
         def work(searcher: Searcher) -> tuple[BaseModel, str]:
-            view = passage_in_context(searcher.index, passage_id).passage
+            view = passage_in_context(searcher.store, passage_id).passage
             text = render_citation(view, format)
             return FormattedCitation(
                 passage_id=passage_id, format=format, media_type=MEDIA_TYPES[format], citation=text
@@ -187,7 +187,7 @@ def create_mcp_server(state: AppState, lifespan: Lifespan | None = None) -> QaMc
         text: Annotated[str, Field(min_length=1, description="One quote, or a whole Markdown draft.")],
     ) -> Annotated[CallToolResult, VerifyReport]:
         def work(searcher: Searcher) -> tuple[BaseModel, str]:
-            report = state.verifiers.get(searcher.index).verify(text)
+            report = state.verifiers.get(searcher.store).verify(text)
             return report, render.verify_text(report)
 
         return answered(state, work)
@@ -195,7 +195,7 @@ def create_mcp_server(state: AppState, lifespan: Lifespan | None = None) -> QaMc
     @server.tool(title="List the articles", description=LIST_DOCUMENTS_HELP, annotations=READ_ONLY)
     def list_documents() -> Annotated[CallToolResult, DocumentList]:
         def work(searcher: Searcher) -> tuple[BaseModel, str]:
-            documents = [summarize(d) for d in searcher.index.documents()]
+            documents = [summarize(d) for d in searcher.store.documents()]
             return DocumentList(documents=documents, count=len(documents)), render.documents_text(documents)
 
         return answered(state, work)
@@ -210,7 +210,7 @@ def create_mcp_server(state: AppState, lifespan: Lifespan | None = None) -> QaMc
     def document(doc_id: str) -> str:
         try:
             with leased(state) as searcher:
-                return resolve_document(searcher.index, doc_id).cleaned_text
+                return resolve_document(searcher.store, doc_id).cleaned_text
         except DocumentNotFoundError as exc:
             raise ResourceNotFoundError(str(exc)) from None
         except (QAError, ServiceUnavailable) as exc:

@@ -89,8 +89,8 @@ DOCUMENT_BM25_WEIGHTS = (1.0, 1.0)
 class Searcher:
     """Answers questions from one open store with one embedder."""
 
-    def __init__(self, index: PassageStore, embedder: Embedder, fusion: Fusion = DEFAULT_FUSION) -> None:
-        self.index = index
+    def __init__(self, store: PassageStore, embedder: Embedder, fusion: Fusion = DEFAULT_FUSION) -> None:
+        self.store = store
         self.embedder = embedder
         self.fusion = fusion
 
@@ -111,10 +111,10 @@ class Searcher:
         query, lexical = self._while_encoding(text, lambda: self._lexical(text, chosen, depth, filters))
         hits = self.rank(text, query, chosen, depth, filters, lexical)
         records = {h.passage_id: h.record for h in hits if h.record is not None}
-        records.update((p.passage_id, p) for p in self.index.passages([h.passage_id for h in hits if h.record is None]))
+        records.update((p.passage_id, p) for p in self.store.passages([h.passage_id for h in hits if h.record is None]))
         passages = [records[h.passage_id] for h in hits]
         stored = {h.passage_id: h.sentences for h in hits if h.sentences is not None}
-        stored.update(self.index.sentences([h.passage_id for h in hits if h.sentences is None]))
+        stored.update(self.store.sentences([h.passage_id for h in hits if h.sentences is None]))
         sentences = sentence_evidence(text, query, passages, stored, self.embedder.dimension)
         if group:
             hits = evidence.group(hits, records, sentences, k)
@@ -128,8 +128,8 @@ class Searcher:
             grounded=best is not None and best >= GROUNDED_THRESHOLD,
             grounding_score=None if best is None else round(best, 6),
             results=results,
-            build_id=self.index.build_id,
-            model=self.index.manifest.model.name,
+            build_id=self.store.build_id,
+            model=self.store.manifest.model.name,
         )
 
     def _result(
@@ -176,7 +176,7 @@ class Searcher:
         terms = query_terms(text)
         hits: dict[str, Hit] = {}
         if mode in ("dense", "hybrid"):
-            for found in self.index.dense(query, self._pool(mode, depth), filters):
+            for found in self.store.dense(query, self._pool(mode, depth), filters):
                 hits[found.passage_id] = Hit(found.passage_id, found.doc_id, found.position, dense=found.score)
         if lexical is None:
             lexical = self._lexical(text, mode, depth, filters)
@@ -205,7 +205,7 @@ class Searcher:
         terms = query_terms(text)
         if mode not in ("lexical", "hybrid") or not terms:
             return []
-        return self.index.lexical(terms, self._pool(mode, depth), self.fusion.bm25_weights, filters)
+        return self.store.lexical(terms, self._pool(mode, depth), self.fusion.bm25_weights, filters)
 
     def _while_encoding(self, text: str, work: Callable[[], T]) -> tuple[Vectors, T]:
         """The question's vector and ``work()``'s result, ``work`` running on this thread while the
@@ -224,8 +224,8 @@ class Searcher:
     def _add_sentence_evidence(self, text: str, query: Vectors, hits: list[Hit]) -> None:
         """Add each hit's best stored sentence cosine and best sentence term share, weighted, to its score."""
         passage_ids = [h.passage_id for h in hits]
-        stored = self.index.sentences(passage_ids)
-        records = {p.passage_id: p for p in self.index.passages(passage_ids)}
+        stored = self.store.sentences(passage_ids)
+        records = {p.passage_id: p for p in self.store.passages(passage_ids)}
         spans = [stored[p].spans if p in stored else [] for p in passage_ids]
         shares = term_shares(text, [(records[p].text, s) for p, s in zip(passage_ids, spans, strict=True)])
         for hit, share in zip(hits, shares, strict=True):
@@ -243,11 +243,11 @@ class Searcher:
         """
         need_dense = [h.passage_id for h in hits.values() if h.dense is None]
         if need_dense:
-            for passage_id, scores in self.index.scores(need_dense, query=query).items():
+            for passage_id, scores in self.store.scores(need_dense, query=query).items():
                 hits[passage_id].dense = scores.cosine
         need_lexical = [h.passage_id for h in hits.values() if h.lexical is None]
         if need_lexical and terms:
-            found = self.index.scores(need_lexical, terms=terms, weights=self.fusion.bm25_weights)
+            found = self.store.scores(need_lexical, terms=terms, weights=self.fusion.bm25_weights)
             for passage_id, scores in found.items():
                 hits[passage_id].lexical = scores.lexical
 
@@ -255,7 +255,7 @@ class Searcher:
         """Mix each passage's BM25 with its whole document's: ``(1 - a) * p / max_p + a * d / max_d``."""
         a = self.fusion.document_weight
         doc_ids = list({h.doc_id for h in hits.values()})
-        scores = self.index.document_scores(terms, doc_ids, DOCUMENT_BM25_WEIGHTS)
+        scores = self.store.document_scores(terms, doc_ids, DOCUMENT_BM25_WEIGHTS)
         top_p = max((h.lexical or 0.0 for h in hits.values()), default=0.0) or 1.0
         top_d = max(scores.values(), default=0.0) or 1.0
         for hit in hits.values():
@@ -275,11 +275,11 @@ class Searcher:
         return w * (hit.dense or 0.0) + (1 - w) * lexical
 
     def _pages(self, passage: PassageRecord) -> tuple[PageSpan, ...]:
-        document = self.index.document(passage.doc_id)
+        document = self.store.document(passage.doc_id)
         return document.pages if document is not None else ()
 
     def _cite(self, passage: PassageRecord) -> Citation:
-        document = self.index.document(passage.doc_id)
+        document = self.store.document(passage.doc_id)
         if document is None:  # pragma: no cover - the schema's foreign key prevents it
             raise LookupError(passage.doc_id)
         return cite(passage, document)

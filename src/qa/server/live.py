@@ -17,11 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from qa.embedding.base import Embedder
 from qa.errors import IndexStoreError, ModelError, QAError
-from qa.index.location import StoreLocation, locate
+from qa.index.lifecycle import StoreLocation
+from qa.index.location import locate
+from qa.index.manifest import BuildIdentity
 from qa.index.protocol import PassageStore
 from qa.search.retrieval import Searcher
 from qa.service import open_searcher
@@ -66,16 +67,16 @@ class Lease:
 
 
 class LiveIndex:
-    """The open build of ``index_dir``, reloaded when ``CURRENT`` changes.
+    """The open build of a location (an index folder or a database), reloaded when its live build changes.
 
-    ``expected`` is what every build must have been made with (see
-    :func:`qa.index.pipeline.expected_identity`); it is computed once, by the caller.
+    ``expected`` is what every build must have been made with; it is computed once, by the caller.
     """
 
-    def __init__(self, index_dir: Path | StoreLocation, embedder: Embedder, expected: dict[str, Any]) -> None:
+    def __init__(self, where: Path | StoreLocation, embedder: Embedder, expected: BuildIdentity) -> None:
         #: Where builds live: the index folder, or a database (where every replica sees the same live build).
-        self.location = locate(index_dir)
-        self.index_dir = self.location.where
+        self.location = locate(where)
+        #: The same, for messages: a folder, or a URL without its password.
+        self.where = self.location.where
         self.embedder = embedder
         self.expected = expected
         #: Why nothing is being served (``None`` while a build is open).
@@ -111,7 +112,7 @@ class LiveIndex:
     def current(self) -> PassageStore | None:
         """The open build, for reading its figures (not for queries: take a lease)."""
         build = self._build
-        return build.searcher.index if build is not None else None
+        return build.searcher.store if build is not None else None
 
     # -- opening and reloading ----------------------------------------------------------------
 
@@ -138,16 +139,16 @@ class LiveIndex:
                 self._failed(exc, previous)
                 raise
             except Exception as exc:  # an OS or library error the store did not name: still a bad build
-                error = IndexStoreError(f"cannot open the build in {self.index_dir}: {type(exc).__name__}: {exc}")
+                error = IndexStoreError(f"cannot open the build in {self.where}: {type(exc).__name__}: {exc}")
                 self._failed(error, previous)
                 raise error from exc
             self._swap(searcher)
             self._failed_build = None
             if previous is not None:
                 self.reloads_ok += 1
-            index = searcher.index
-            log.info("now serving build %s (%d passages; was %s)", index.build_id, index.passage_count, previous)
-            return ReloadResult(True, index.build_id, previous)
+            store = searcher.store
+            log.info("now serving build %s (%d passages; was %s)", store.build_id, store.passage_count, previous)
+            return ReloadResult(True, store.build_id, previous)
 
     def poll(self) -> None:
         """One watcher step: reload if CURRENT names another build than the open one.
@@ -183,7 +184,7 @@ class LiveIndex:
                 build.retired = True
             idle = build is not None and build.users == 0
         if build is not None and idle:
-            build.searcher.index.close()
+            build.searcher.store.close()
         self.location.close()
 
     # -- internals ------------------------------------------------------------------------------
@@ -193,7 +194,7 @@ class LiveIndex:
             try:
                 self.poll()
             except Exception:  # the watcher must outlive any one bad poll
-                log.exception("checking %s for a new build failed", self.index_dir)
+                log.exception("checking %s for a new build failed", self.where)
 
     def _swap(self, searcher: Searcher) -> None:
         with self._lock:
@@ -203,14 +204,14 @@ class LiveIndex:
                 old.retired = True
             idle = old is not None and old.users == 0
         if old is not None and idle:
-            old.searcher.index.close()
+            old.searcher.store.close()
 
     def _release(self, build: _Build) -> None:
         with self._lock:
             build.users -= 1
             idle = build.retired and build.users == 0
         if idle:
-            build.searcher.index.close()
+            build.searcher.store.close()
 
     def _failed(self, exc: QAError, previous: str | None) -> None:
         try:

@@ -18,9 +18,9 @@ from qa.index import lexicon
 from qa.index.cache import text_key
 from qa.index.database import encode_pages
 from qa.index.filters import fold
-from qa.index.pipeline import Prepared
 from qa.index.postgres.schema import BUILD_INDEXES, BUILD_TABLES, HNSW_INDEX, render, schema_name
 from qa.index.postgres.store import vector_literal
+from qa.index.prepare import Prepared
 from qa.index.vectors import HNSW_EF_CONSTRUCTION, HNSW_M
 from qa.ingest.cleaning import cleaned_text
 from qa.ingest.documents import Document
@@ -75,6 +75,15 @@ class DatabaseVectors:
 
     def put_chunks(self, items: dict[str, list[list[Any]]]) -> None:
         """Passage boundaries are not cached in the database."""
+
+    def extractions(self) -> None:
+        """Extractions are not kept in the database: a corpus folder's files are extracted at each build."""
+
+    def committed(self, commit_id: str, kept: Sequence[str]) -> None:
+        """Nothing to forget: the vectors live in the kept builds' own schemas."""
+
+    def close(self) -> None:
+        """The connection is the engine's (the one holding the build lock)."""
 
 
 def write_schema(

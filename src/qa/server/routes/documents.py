@@ -16,13 +16,13 @@ _ERRORS = error_responses(404, 422, 503)
 
 @router.get("/documents", response_model=DocumentList, responses=_ERRORS)
 def list_documents(live: Live) -> DocumentList:
-    documents = [summarize(d) for d in live.index.documents()]
+    documents = [summarize(d) for d in live.store.documents()]
     return DocumentList(documents=documents, count=len(documents))
 
 
 @router.get("/documents/{doc_id}", response_model=DocumentView, responses=_ERRORS)
 def get_document(live: Live, doc_id: str) -> DocumentView:
-    return resolve_document(live.index, doc_id)
+    return resolve_document(live.store, doc_id)
 
 
 def routes(state: AppState) -> APIRouter:

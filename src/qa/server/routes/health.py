@@ -41,7 +41,7 @@ def routes(state: AppState) -> APIRouter:
         summary="Readiness: 200 only with an index open and the model loaded",
     )
     def readyz(live: Live) -> Ready:
-        return Ready(**figures(live.index))
+        return Ready(**figures(live.store))
 
     @router.get("/metrics", include_in_schema=False)
     def metrics_page() -> Response:

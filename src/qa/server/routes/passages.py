@@ -25,7 +25,7 @@ _CITE_CONTENT: dict[str, Any] = {
 
 @router.get("/passages/{passage_id}", response_model=PassageView, responses=_ERRORS)
 def get_passage(live: Live, passage_id: str) -> PassageView:
-    return resolve_passage(live.index, passage_id)
+    return resolve_passage(live.store, passage_id)
 
 
 @router.get(
@@ -42,7 +42,7 @@ def cite_passage(
         Query(alias="format", description="markdown, text, csl-json (CSL 1.0.2 data) or bibtex (@article)."),
     ] = "markdown",
 ) -> Response:
-    view = resolve_passage(live.index, passage_id)
+    view = resolve_passage(live.store, passage_id)
     return Response(render_citation(view, fmt), media_type=MEDIA_TYPES[fmt])
 
 

@@ -20,6 +20,6 @@ def routes(state: AppState) -> APIRouter:
         summary="Check quotes: is each a verbatim span of an article, and where (or what is closest)",
     )
     def verify(live: Live, body: VerifyRequest) -> VerifyReport:
-        return state.verifiers.get(live.index).verify(body.text)
+        return state.verifiers.get(live.store).verify(body.text)
 
     return router
