@@ -46,8 +46,7 @@ import faiss
 import numpy as np
 
 from qa.config import Settings
-from qa.embedding.base import SentenceTransformerEmbedder
-from qa.environment import hugging_face_offline
+from qa.embedding.base import SentenceTransformerEmbedder, offline_hub
 from qa.evaluation.beir import load_benchmark
 from qa.index.vectors import (
     HNSW_THRESHOLD,
@@ -308,7 +307,7 @@ def main() -> None:
     parser.add_argument("--extra-efc", type=int, help="also an HNSW index built with this efConstruction")
     parser.add_argument("--filtered", type=int, help="only time filtered HNSW search on this many vectors")
     args = parser.parse_args()
-    hugging_face_offline()
+    offline_hub()
     OUT.mkdir(exist_ok=True)
     base, scifact_queries, about = real_vectors()
     if args.embed_only:

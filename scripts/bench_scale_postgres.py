@@ -46,7 +46,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_scale import OUT, collection, log, measure, noise_report, noisy_copies, real_vectors, recall
-from qa.environment import hugging_face_offline
+from qa.embedding.base import offline_hub
 from qa.index.filters import Filters
 from qa.index.postgres import store as pg_store
 from qa.index.postgres.connection import Pool
@@ -246,7 +246,7 @@ def main() -> None:
     parser.add_argument("--faiss", action="store_true", help="also the embedded store's FAISS HNSW, same vectors")
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL (with --faiss)")
     args = parser.parse_args()
-    hugging_face_offline()
+    offline_hub()
     OUT.mkdir(exist_ok=True)
     base, scifact_queries, about = base_from_index(args.base_index) if args.base_index else real_vectors()
     noise = noise_report(base, args.noise)

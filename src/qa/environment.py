@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from importlib.metadata import PackageNotFoundError, version
 
 #: The variables that keep huggingface_hub and transformers from ever reaching the network:
@@ -17,9 +16,3 @@ def package_version(name: str, default: str = "unknown") -> str:
         return version(name)
     except PackageNotFoundError:
         return default
-
-
-def hugging_face_offline() -> None:
-    """Set :data:`HUGGING_FACE_OFFLINE` in ``os.environ``, leaving any value already set alone."""
-    for name, value in HUGGING_FACE_OFFLINE.items():
-        os.environ.setdefault(name, value)

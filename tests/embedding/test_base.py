@@ -126,6 +126,16 @@ def test_the_offline_switches_are_set_in_one_place(monkeypatch: pytest.MonkeyPat
     assert setters == ["environment.py"]
 
 
+def test_the_offline_switches_leave_a_choice_already_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
+    offline_hub()
+    import os
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert os.environ["TRANSFORMERS_OFFLINE"] == "0"
+
+
 def test_package_versions_are_looked_up_in_one_helper() -> None:
     assert package_version("numpy") != "unknown"
     assert package_version("no-such-package-qa-test") == "unknown"

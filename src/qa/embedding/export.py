@@ -57,8 +57,6 @@ QUANTIZATION: dict[str, Any] = {
 }
 #: Packages whose versions an export records.
 TOOLS = ("torch", "transformers", "onnx", "onnxruntime")
-#: Bytes read at a time when hashing a file.
-HASH_BLOCK = 1 << 20
 
 
 def export_model(model: str | None = None, *, force: bool = False) -> tuple[Path, dict[str, Any]]:

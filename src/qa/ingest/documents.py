@@ -41,6 +41,7 @@ from qa.ingest.extract import (
     FORMATS,
     ExtractionCache,
     ExtractionError,
+    Extractor,
     Format,
     PageSpan,
     check_kind,
@@ -235,20 +236,7 @@ def read_document(path: Path, corpus_dir: Path, cache: ExtractionCache | None = 
         if not data:
             log.warning("skipping %s: the file is empty", source)
             return None
-        check_kind(fmt, data)
-        key = extractor.cache_key(hashlib.sha256(data).hexdigest())
-        cached = cache.get_extraction(key) if cache is not None else None
-        extraction = cached or extractor.read(data)
-        if cache is not None and cached is None:
-            cache.put_extraction(key, extraction)
-        text, encoding, pages = extraction.text, fmt, extraction.pages
-        found = {
-            "title": extraction.title,
-            "author": extraction.author,
-            "url": extraction.url,
-            "published": extraction.published,
-            "outlet": extraction.outlet,
-        }
+        text, encoding, pages, found = _extracted(fmt, extractor, data, cache)
     blocks = tuple(analyse(text))
     if not blocks:  # nothing but whitespace, a byte-order mark or zero-width spaces
         log.warning("skipping %s: the file is empty", source)
@@ -275,6 +263,27 @@ def read_document(path: Path, corpus_dir: Path, cache: ExtractionCache | None = 
         format=fmt,
         pages=pages,
     )
+
+
+def _extracted(
+    fmt: Format, extractor: Extractor, data: bytes, cache: ExtractionCache | None
+) -> tuple[str, str, tuple[PageSpan, ...], dict[str, str | None]]:
+    """A web page's, PDF's or Word file's text, encoding (its format), page map and the metadata it
+    carries, from ``cache`` when its bytes and extractor are unchanged since a kept build."""
+    check_kind(fmt, data)
+    key = extractor.cache_key(hashlib.sha256(data).hexdigest())
+    cached = cache.get_extraction(key) if cache is not None else None
+    extraction = cached or extractor.read(data)
+    if cache is not None and cached is None:
+        cache.put_extraction(key, extraction)
+    found = {
+        "title": extraction.title,
+        "author": extraction.author,
+        "url": extraction.url,
+        "published": extraction.published,
+        "outlet": extraction.outlet,
+    }
+    return extraction.text, fmt, extraction.pages, found
 
 
 def read_sidecar(path: Path, source: str) -> dict[str, str]:

@@ -137,6 +137,14 @@ def create_mcp_server(state: AppState, lifespan: Lifespan | None = None) -> QaMc
     ``qa serve`` the HTTP app's lifespan does.
     """
     server = QaMcpServer(state, lifespan)
+    _add_asking(server, state)
+    _add_passages(server, state)
+    _add_documents(server, state)
+    return server
+
+
+def _add_asking(server: QaMcpServer, state: AppState) -> None:
+    """``ask`` and ``verify_quotes``: what an assistant calls before and after writing."""
     default_k = state.settings.default_k
 
     @server.tool(title="Ask the articles", description=ASK_HELP, annotations=READ_ONLY)
@@ -154,6 +162,20 @@ def create_mcp_server(state: AppState, lifespan: Lifespan | None = None) -> QaMc
             return answer, render.answer_text(answer)
 
         return answered(state, work)
+
+    @server.tool(title="Check quotes", description=VERIFY_HELP, annotations=READ_ONLY)
+    def verify_quotes(
+        text: Annotated[str, Field(min_length=1, description="One quote, or a whole Markdown draft.")],
+    ) -> Annotated[CallToolResult, VerifyReport]:
+        def work(searcher: Searcher) -> tuple[BaseModel, str]:
+            report = state.verifiers.get(searcher.store).verify(text)
+            return report, render.verify_text(report)
+
+        return answered(state, work)
+
+
+def _add_passages(server: QaMcpServer, state: AppState) -> None:
+    """``get_passage`` and ``cite``: one passage, read in context or cited."""
 
     @server.tool(title="Read a passage", description=GET_PASSAGE_HELP, annotations=READ_ONLY)
     def get_passage(
@@ -182,15 +204,9 @@ def create_mcp_server(state: AppState, lifespan: Lifespan | None = None) -> QaMc
 
         return answered(state, work)
 
-    @server.tool(title="Check quotes", description=VERIFY_HELP, annotations=READ_ONLY)
-    def verify_quotes(
-        text: Annotated[str, Field(min_length=1, description="One quote, or a whole Markdown draft.")],
-    ) -> Annotated[CallToolResult, VerifyReport]:
-        def work(searcher: Searcher) -> tuple[BaseModel, str]:
-            report = state.verifiers.get(searcher.store).verify(text)
-            return report, render.verify_text(report)
 
-        return answered(state, work)
+def _add_documents(server: QaMcpServer, state: AppState) -> None:
+    """``list_documents`` and the ``qa://documents/{doc_id}`` resource."""
 
     @server.tool(title="List the articles", description=LIST_DOCUMENTS_HELP, annotations=READ_ONLY)
     def list_documents() -> Annotated[CallToolResult, DocumentList]:
@@ -215,8 +231,6 @@ def create_mcp_server(state: AppState, lifespan: Lifespan | None = None) -> QaMc
             raise ResourceNotFoundError(str(exc)) from None
         except (QAError, ServiceUnavailable) as exc:
             raise ResourceError(error_detail(exc).message) from None
-
-    return server
 
 
 def answered(state: AppState, work: Callable[[Searcher], tuple[BaseModel, str]]) -> CallToolResult:
