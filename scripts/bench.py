@@ -59,9 +59,9 @@ from sentence_transformers import SentenceTransformer
 from qa.config import Settings
 from qa.embedding.factory import make_encoder
 from qa.embedding.onnx import model_folder
-from qa.index.builds import current_build_id
+from qa.index.embedded.folder import current_build_id
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.location import build_index
-from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.ingest.sentences import split_sentences
 
@@ -280,7 +280,7 @@ import json, sys, time
 t0 = time.perf_counter()
 from qa.embedding.factory import make_encoder
 from qa.embedding.onnx import model_folder
-from qa.index.store import EmbeddedStore
+from qa.index.embedded.store import EmbeddedStore
 t1 = time.perf_counter()
 embedder = make_encoder(None, sys.argv[1])
 embedder.load()

@@ -28,10 +28,10 @@ from typing import Any
 
 from qa.config import Settings
 from qa.embedding.base import SentenceTransformerEmbedder
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.location import build_index
 from qa.index.manifest import BuildIdentity
 from qa.index.prepare import BuildReport
-from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from qa.index.builds import current_build_id
-from qa.index.database import SCHEMA
-from qa.index.layout import DATABASE
+from qa.index.embedded.database import SCHEMA
+from qa.index.embedded.folder import current_build_id
+from qa.index.embedded.layout import DATABASE
+from qa.index.embedded.queries import BuildDatabase, match_expression
 from qa.index.postings import Postings, write_postings
-from qa.index.queries import BuildDatabase, match_expression
 from qa.search.terms import query_terms
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -48,9 +48,9 @@ from sentence_transformers import SentenceTransformer
 
 from qa.embedding.factory import make_encoder
 from qa.embedding.onnx import model_folder
-from qa.index.builds import current_build_id
-from qa.index.layout import VECTORS
-from qa.index.store import EmbeddedStore
+from qa.index.embedded.folder import current_build_id
+from qa.index.embedded.layout import VECTORS
+from qa.index.embedded.store import EmbeddedStore
 from qa.search.retrieval import Searcher
 
 sys.path.insert(0, str(Path(__file__).parent))

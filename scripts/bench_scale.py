@@ -19,9 +19,9 @@ to make copies that are neighbours of their source without being duplicates of i
 
 Queries: the 300 SciFact test questions embedded by the same model, and 300 held-out
 noisy vectors (grown like the collection, not added to it). Every index is made by
-:func:`qa.index.vectors.build_vector_index`, written and read back by the store's own reader
+:func:`qa.index.embedded.vectors.build_vector_index`, written and read back by the store's own reader
 (which checks it against the manifest entry and sets efSearch), and searched with
-:func:`qa.index.vectors.search_vectors`, the function behind ``Index.dense``: what is measured
+:func:`qa.index.embedded.vectors.search_vectors`, the function behind ``Index.dense``: what is measured
 is what the service would open and run. Latency is one query per call, as the service
 searches, with FAISS on one OpenMP thread (a single query runs on one thread anyway);
 ``k=10`` and ``k=100`` (hybrid mode asks the dense side for fusion.depth = 100). Recall
@@ -48,14 +48,8 @@ import numpy as np
 from qa.config import Settings
 from qa.embedding.base import SentenceTransformerEmbedder, offline_hub
 from qa.evaluation.beir import load_benchmark
-from qa.index.vectors import (
-    HNSW_THRESHOLD,
-    VectorIndexSpec,
-    build_vector_index,
-    choose_vector_index,
-    read_vectors,
-    search_vectors,
-)
+from qa.index.embedded.vectors import build_vector_index, read_vectors, search_vectors
+from qa.index.vector_index import HNSW_THRESHOLD, VectorIndexSpec, choose_vector_index
 from qa.ingest.chunking import Chunker, ChunkerConfig
 from qa.ingest.documents import load_corpus
 
@@ -257,7 +251,7 @@ def measure(
 def measure_filtered(vectors: np.ndarray, queries: np.ndarray, allowed_sizes: list[int]) -> list[dict[str, Any]]:
     """Filtered HNSW search: exact over the allowed set against the graph walk with a selector.
 
-    Both paths are :func:`qa.index.vectors.search_vectors`, with ``EXACT_FILTER_LIMIT`` set to
+    Both paths are :func:`qa.index.embedded.vectors.search_vectors`, with ``EXACT_FILTER_LIMIT`` set to
     force one or the other (and ``EXACT_FILTER_SHARE`` lifted); this is what chose those limits.
     k = 100, as hybrid asks.
     """

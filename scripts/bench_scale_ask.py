@@ -55,11 +55,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadtest
 from qa.config import Settings
 from qa.evaluation.beir import load_benchmark
-from qa.index.builds import current_build_id
+from qa.index.embedded.folder import current_build_id
+from qa.index.embedded.store import EmbeddedStore
+from qa.index.embedded.vectors import reconstruct
 from qa.index.location import locate
 from qa.index.prepare import Prepared
-from qa.index.store import EmbeddedStore
-from qa.index.vectors import reconstruct
 from qa.ingest.chunking import Passage
 from qa.ingest.documents import Document
 from qa.search.retrieval import Searcher

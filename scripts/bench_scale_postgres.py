@@ -52,7 +52,7 @@ from qa.index.postgres import store as pg_store
 from qa.index.postgres.connection import Pool
 from qa.index.postgres.schema import BUILD_INDEXES, BUILD_TABLES, HNSW_INDEX, render
 from qa.index.postgres.server import LocalPostgres
-from qa.index.vectors import (
+from qa.index.vector_index import (
     HNSW_EF_CONSTRUCTION,
     HNSW_EF_SEARCH,
     HNSW_M,

@@ -18,7 +18,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from qa.index.cache import EmbeddingCache, model_key
+from qa.index.embedded.cache import EmbeddingCache, model_key
 from qa.index.location import locate
 from qa.index.postgres.schema import schema_name
 

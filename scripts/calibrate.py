@@ -38,9 +38,9 @@ from qa.config import Settings
 from qa.embedding.base import SentenceTransformerEmbedder
 from qa.evaluation.beir import load_benchmark
 from qa.evaluation.questions import load_questions, open_beir_index
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.location import build_index
 from qa.index.manifest import BuildIdentity
-from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.evidence import GROUNDED_THRESHOLD, GROUP_COSINE, GROUP_OVERLAP
 from qa.search.retrieval import Searcher

@@ -24,8 +24,8 @@ from pydantic import TypeAdapter
 import qa.search.evidence as E
 import qa.search.retrieval as R
 from qa.embedding.factory import make_encoder
-from qa.index.queries import BuildDatabase
-from qa.index.store import EmbeddedStore
+from qa.index.embedded.queries import BuildDatabase
+from qa.index.embedded.store import EmbeddedStore
 from qa.search.models import Answer
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from qa.embedding.base import SentenceTransformerEmbedder
 from qa.evaluation.questions import evaluate_questions, load_questions
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.location import build_index
 from qa.index.manifest import BuildIdentity
-from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.retrieval import Searcher
 

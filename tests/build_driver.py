@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qa.embedding.base import Vectors
-from qa.index import engine
 from qa.index import sentence_vectors as indexing
+from qa.index.embedded import engine
 from qa.index.location import build_index
-from qa.index.vectors import VectorIndexSpec
+from qa.index.vector_index import VectorIndexSpec
 from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import FakeEmbedder
 

@@ -24,11 +24,11 @@ import uvicorn
 from qa.config import Settings
 from qa.embedding.base import Embedder, Vectors, probe_identity
 from qa.embedding.identity import ModelIdentity
-from qa.index.builds import current_build_id
-from qa.index.database import PassageRecord
+from qa.index.embedded.folder import current_build_id
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.manifest import BuildIdentity
 from qa.index.protocol import PassageStore
-from qa.index.store import EmbeddedStore
+from qa.index.records import PassageRecord
 from qa.ingest.chunking import ChunkerConfig
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -33,10 +33,10 @@ from qa.errors import (
     QAError,
     RollbackError,
 )
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.location import build_index, rollback, stale_reason
 from qa.index.manifest import BuildIdentity
 from qa.index.prepare import BuildReport
-from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.models import Answer, Result
 from qa.search.retrieval import Searcher

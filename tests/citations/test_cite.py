@@ -20,7 +20,7 @@ from qa.citations.cite import (
 )
 from qa.config import Settings
 from qa.errors import DocumentNotFoundError, InvalidQueryError, PassageNotFoundError
-from qa.index.store import DocumentRecord, EmbeddedStore
+from qa.index.embedded.store import DocumentRecord, EmbeddedStore
 
 DOC = "002_9c06afbfd3aef34d"
 RECORD = DocumentRecord(

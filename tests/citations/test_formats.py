@@ -24,8 +24,8 @@ from qa.citations.formats import (
 )
 from qa.config import Settings
 from qa.errors import InvalidQueryError
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.location import build_index
-from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.server.app import create_app
 from tests.helpers import FakeEmbedder

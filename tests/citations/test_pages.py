@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from qa.citations.cite import resolve_document, resolve_passage
 from qa.citations.formats import render_citation
 from qa.config import Settings
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.location import build_index
 from qa.index.prepare import BuildReport
-from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.retrieval import Searcher
 from qa.server.app import create_app

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from qa.citations.verify import Verifier, extract_quotes, fold, key, word_diff
 from qa.cli import commands as cli
 from qa.config import Settings
-from qa.index.store import EmbeddedStore
+from qa.index.embedded.store import EmbeddedStore
 from qa.server.app import create_app
 from qa.text import normalize
 from tests.helpers import SEEDS, FakeEmbedder

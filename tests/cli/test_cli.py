@@ -22,8 +22,8 @@ from markdown_it import MarkdownIt
 import qa.service as service
 from qa.cli import commands as cli
 from qa.config import Settings
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.location import locate
-from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.mcp import stdio as mcp_stdio
 from qa.server.app import create_app

@@ -20,9 +20,9 @@ from qa.embedding.onnx import FILES, META, OnnxEmbedder, model_folder
 from qa.errors import ModelError
 from qa.evaluation.questions import evaluate_questions, load_questions
 from qa.files import sha256_file
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.location import stale_reason
 from qa.index.manifest import BuildIdentity
-from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.retrieval import Searcher
 from tests.helpers import QUESTIONS, SEEDS

@@ -10,7 +10,7 @@ import pytest
 
 from qa.evaluation.beir import load_benchmark
 from qa.evaluation.questions import run_beir, score_run
-from qa.index.builds import list_builds
+from qa.index.embedded.folder import list_builds
 from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import FakeEmbedder
 

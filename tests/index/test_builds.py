@@ -8,11 +8,11 @@ import pytest
 
 from qa.config import Settings
 from qa.errors import IndexNotFoundError
-from qa.index.builds import current_build_id, list_builds
-from qa.index.layout import CURRENT, TMP_PREFIX
+from qa.index.embedded.folder import current_build_id, list_builds
+from qa.index.embedded.layout import CURRENT, TMP_PREFIX
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.location import build_index
 from qa.index.manifest import BuildIdentity
-from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import FailingEmbedder, FakeEmbedder
 

@@ -15,11 +15,11 @@ from qa.config import Settings
 from qa.embedding.base import Vectors
 from qa.errors import IndexMismatchError
 from qa.index import sentence_vectors as indexing
-from qa.index.builds import list_builds
-from qa.index.cache import CACHE_FILE, EmbeddingCache
+from qa.index.embedded.cache import CACHE_FILE, EmbeddingCache
+from qa.index.embedded.folder import list_builds
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.location import build_index
 from qa.index.manifest import BuildIdentity
-from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import Chunker, ChunkerConfig, Passage
 from qa.ingest.documents import Document
 from tests.helpers import FakeEmbedder, all_passages

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.location import build_index, stale_reason
-from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.ingest.documents import corpus_fingerprint, read_corpus
 from qa.ingest.extract import Extraction

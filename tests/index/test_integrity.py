@@ -14,10 +14,8 @@ import pytest
 
 from qa.config import Settings
 from qa.errors import IndexCorruptError, IndexNotFoundError
-from qa.index.layout import CURRENT, DATABASE, MANIFEST, VECTORS
-from qa.index.vectors import (
-    VectorIndexSpec,
-)
+from qa.index.embedded.layout import CURRENT, DATABASE, MANIFEST, VECTORS
+from qa.index.vector_index import VectorIndexSpec
 from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import FakeEmbedder, manifest_json, save_manifest_json
 from tests.helpers import build_dir as _build_dir

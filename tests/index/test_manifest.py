@@ -9,12 +9,10 @@ import pytest
 
 from qa.config import Settings
 from qa.errors import IndexCorruptError, IndexMismatchError
-from qa.index.layout import MANIFEST
+from qa.index.embedded.layout import MANIFEST
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.manifest import FORMAT_VERSION, BuildIdentity, Manifest, read_manifest
-from qa.index.store import EmbeddedStore
-from qa.index.vectors import (
-    VectorIndexSpec,
-)
+from qa.index.vector_index import VectorIndexSpec
 from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import FakeEmbedder
 from tests.helpers import build_dir as _build_dir

@@ -15,14 +15,14 @@ import pytest
 from qa.config import Settings
 from qa.embedding.base import Vectors
 from qa.errors import CorpusError, IndexCorruptError, IndexMismatchError, RollbackError
-from qa.index import engine
-from qa.index.builds import current_build_id, list_builds
-from qa.index.layout import CURRENT, MANIFEST, TMP_PREFIX, VECTORS
+from qa.index.embedded import engine
+from qa.index.embedded.folder import current_build_id, list_builds
+from qa.index.embedded.layout import CURRENT, MANIFEST, TMP_PREFIX, VECTORS
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.location import build_index, locate, rollback, stale_reason
 from qa.index.manifest import BuildIdentity
 from qa.index.protocol import ScoredPassage
-from qa.index.store import EmbeddedStore
-from qa.index.vectors import VectorIndexSpec
+from qa.index.vector_index import VectorIndexSpec
 from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import ROOT, FailingEmbedder, FakeEmbedder
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from qa.config import Settings
+from qa.index.embedded.queries import match_expression
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.filters import Filters
 from qa.index.lexicon import idf
 from qa.index.postings import Postings, _Term, fts5_tokens
-from qa.index.queries import match_expression
-from qa.index.store import EmbeddedStore
 from qa.search.terms import query_terms
 from tests.helpers import FakeEmbedder, all_passages
 from tests.helpers import open_index as _open

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from qa.config import Settings
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.filters import Filters
 from qa.index.location import build_index, locate
 from qa.index.manifest import BuildIdentity
 from qa.index.protocol import PassageStore
-from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import FakeEmbedder, all_passages
 

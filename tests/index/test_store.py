@@ -9,14 +9,12 @@ import numpy as np
 import pytest
 
 from qa.config import Settings
-from qa.index.database import PassageRecord
+from qa.index.embedded.layout import VECTORS
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.filters import Filters
-from qa.index.layout import VECTORS
 from qa.index.location import build_index
-from qa.index.store import EmbeddedStore
-from qa.index.vectors import (
-    VectorIndexSpec,
-)
+from qa.index.records import PassageRecord
+from qa.index.vector_index import VectorIndexSpec
 from qa.ingest.chunking import ChunkerConfig
 from tests.helpers import FakeEmbedder, manifest_json, save_manifest_json
 from tests.helpers import build_dir as _build_dir

@@ -10,21 +10,17 @@ import pytest
 
 from qa.config import Settings
 from qa.errors import IndexCorruptError
-from qa.index import vectors as vector_module
-from qa.index.layout import VECTORS
-from qa.index.vectors import (
-    HNSW_FP16_THRESHOLD,
-    HNSW_THRESHOLD,
-    HnswStorage,
-    VectorIndexSpec,
+from qa.index.embedded import vectors as vector_module
+from qa.index.embedded.layout import VECTORS
+from qa.index.embedded.vectors import (
     allowed_vectors,
     build_vector_index,
-    choose_vector_index,
     half_scan,
     read_vectors,
     scored_exactly,
     search_vectors,
 )
+from qa.index.vector_index import HNSW_FP16_THRESHOLD, HNSW_THRESHOLD, HnswStorage, VectorIndexSpec, choose_vector_index
 from qa.ingest.chunking import ChunkerConfig
 
 CONFIG = ChunkerConfig()

@@ -12,7 +12,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from qa.embedding.base import bundled_model_path
-from qa.index.layout import CURRENT, DATABASE
+from qa.index.embedded.layout import CURRENT, DATABASE
 from qa.index.location import build_index
 from qa.ingest.chunking import Chunker, ChunkerConfig, Passage, count_tokens, passage_id
 from qa.ingest.cleaning import analyse

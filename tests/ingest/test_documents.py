@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from qa.errors import CorpusError, QAError
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.location import build_index
-from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import Chunker, ChunkerConfig
 from qa.ingest.cleaning import analyse
 from qa.ingest.documents import Document, corpus_files, corpus_fingerprint, decode, load_corpus, read_document
@@ -732,7 +732,7 @@ from pathlib import Path
 import numpy as np
 from qa.ingest.chunking import ChunkerConfig
 from qa.index.location import build_index
-from qa.index.store import EmbeddedStore
+from qa.index.embedded.store import EmbeddedStore
 from tests.helpers import FakeEmbedder
 from tests.ingest.test_documents import _long_article
 

@@ -10,8 +10,8 @@ import pytest
 from qa.config import Settings
 from qa.embedding.base import SentenceTransformerEmbedder
 from qa.evaluation.questions import evaluate_questions, load_questions
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.manifest import BuildIdentity
-from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.evidence import GROUP_COSINE, LOOKAHEAD_MIN_EXTRA, lookahead
 from qa.search.retrieval import Searcher

@@ -15,10 +15,10 @@ from qa.config import Settings
 from qa.embedding.base import SentenceTransformerEmbedder
 from qa.errors import InvalidQueryError
 from qa.evaluation.questions import evaluate_questions, load_questions
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.filters import Filters
 from qa.index.location import build_index
 from qa.index.manifest import BuildIdentity
-from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.retrieval import Searcher
 from tests.helpers import QUESTIONS, FakeEmbedder

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.index.queries import match_expression
+from qa.index.embedded.queries import match_expression
 from qa.search.terms import query_terms, stems, term_shares
 from qa.text import content_words
 

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from qa.config import MAX_K, MAX_QUESTION_CHARS, Settings
+from qa.index.embedded.store import EmbeddedStore
 from qa.index.location import build_index
-from qa.index.store import EmbeddedStore
 from qa.ingest.chunking import ChunkerConfig
 from qa.search.retrieval import Searcher
 from qa.server.app import create_app

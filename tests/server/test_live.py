@@ -16,7 +16,7 @@ import pytest
 
 from qa.config import Settings
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexStoreError
-from qa.index.builds import current_build_id, switch_current
+from qa.index.embedded.folder import current_build_id, switch_current
 from qa.index.location import build_index
 from qa.index.manifest import BuildIdentity
 from qa.ingest.chunking import ChunkerConfig
@@ -217,7 +217,7 @@ def test_an_unexpected_error_while_opening_counts_as_a_failed_reload(
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError("permission denied: /srv/secret")
 
-    monkeypatch.setattr("qa.index.engine.EmbeddedStore.open_build", refuse)
+    monkeypatch.setattr("qa.index.embedded.engine.EmbeddedStore.open_build", refuse)
     with pytest.raises(IndexStoreError, match="PermissionError"):
         live.reload()
     assert live.current().build_id == old_id  # type: ignore[union-attr]

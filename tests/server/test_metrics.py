@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from qa.config import Settings
-from qa.index.builds import current_build_id
+from qa.index.embedded.folder import current_build_id
 from qa.server.app import create_app
 from tests.helpers import FakeEmbedder
 

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pydantic import BaseModel, Field
 
 from qa.errors import DocumentNotFoundError, InvalidQueryError, PassageNotFoundError
-from qa.index.database import DocumentRecord, PassageRecord
 from qa.index.protocol import PassageStore
+from qa.index.records import DocumentRecord, PassageRecord
 from qa.ingest.extract import PageSpan
 
 

@@ -29,8 +29,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from qa.citations.cite import Citation, cite_span
-from qa.index.database import DocumentRecord, PassageRecord
 from qa.index.protocol import PassageStore
+from qa.index.records import DocumentRecord, PassageRecord
 from qa.ingest.sentences import split_sentences
 from qa.text import normalize, quote_words
 

@@ -1,3 +1,9 @@
-"""Store: builds of passages and vectors on disk (FAISS + SQLite), their manifests, CURRENT, caches,
-and the build pipeline that writes them.
+"""Store: builds of passages, vectors and postings, behind one read protocol and one build lifecycle.
+
+Shared by both engines: ``protocol.py`` (what search reads), ``records.py``, ``filters.py``,
+``manifest.py`` (the manifest and the build identity), ``vector_index.py`` (which vector index a
+build holds), ``prepare.py`` (documents → passages → vectors), ``lifecycle.py`` (build, switch,
+rollback, prune, staleness over an engine) and ``location.py`` (which engine a folder or URL
+names). The engines: ``embedded/`` (FAISS + SQLite in an index folder) and ``postgres/``
+(PostgreSQL + pgvector).
 """

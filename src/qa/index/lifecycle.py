@@ -34,7 +34,7 @@ from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError,
 from qa.index.manifest import FORMAT_VERSION, BuildIdentity, compatibility_problems
 from qa.index.prepare import BuildReport, Prepared, Progress, VectorSource, prepare
 from qa.index.protocol import PassageStore
-from qa.index.vectors import VectorIndexMode, VectorIndexSpec, choose_vector_index
+from qa.index.vector_index import VectorIndexMode, VectorIndexSpec, choose_vector_index
 from qa.ingest.chunking import ChunkerConfig
 from qa.ingest.documents import (
     Document,
@@ -214,7 +214,7 @@ class StoreLocation:
         """Build ``documents`` into a new build, make it live and drop builds no longer kept.
 
         ``vector_index`` (``QA_VECTOR_INDEX``) picks the vector index: ``auto`` by the passage
-        count (:func:`qa.index.vectors.choose_vector_index`), or ``flat``/``hnsw`` forced. A build
+        count (:func:`qa.index.embedded.vectors.choose_vector_index`), or ``flat``/``hnsw`` forced. A build
         that fails leaves the live one serving; builds into one place take turns (the engine's lock).
         """
         started = time.perf_counter()

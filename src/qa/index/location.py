@@ -15,7 +15,7 @@ from qa.embedding.base import Embedder
 from qa.index.lifecycle import StoreLocation
 from qa.index.manifest import BuildIdentity
 from qa.index.prepare import BuildReport, Progress
-from qa.index.vectors import VectorIndexMode
+from qa.index.vector_index import VectorIndexMode
 from qa.ingest.chunking import ChunkerConfig
 
 
@@ -29,7 +29,7 @@ def locate(where: Path | str | StoreLocation) -> StoreLocation:
         from qa.index.postgres.engine import PostgresEngine
 
         return StoreLocation(PostgresEngine(where))
-    from qa.index.engine import IndexFolder
+    from qa.index.embedded.engine import IndexFolder
 
     return StoreLocation(IndexFolder(Path(where)))
 

@@ -15,9 +15,10 @@ from typing import Any
 from qa.embedding.base import Embedder
 from qa.embedding.identity import ModelIdentity
 from qa.errors import IndexCorruptError, IndexMismatchError
-from qa.index.layout import MANIFEST
-from qa.index.vectors import VectorIndexSpec
+from qa.index.vector_index import VectorIndexSpec
 
+#: The file a build folder's manifest is written to (and what manifest messages name).
+MANIFEST = "manifest.json"
 #: 2: FTS5 tables over passages and documents, each with the title as a column.
 #: 3: sentences of each passage with their vectors (highlights and grouping need no model call).
 #: 4: documents record their format and a PDF's page map.

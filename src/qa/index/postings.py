@@ -144,7 +144,7 @@ def _kth(scores: np.ndarray, k: int) -> float:
 
 
 class Reader(Protocol):
-    """What the postings are read through: :meth:`qa.index.queries.BuildDatabase.query`."""
+    """What the postings are read through: :meth:`qa.index.embedded.queries.BuildDatabase.query`."""
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 

@@ -2,7 +2,7 @@
 
 The verbs are in the service's vocabulary (passages, documents, filters, terms), never an
 engine's: no FAISS ids, no SQL, no FTS5 syntax cross this line. The embedded FAISS +
-SQLite build (:class:`qa.index.store.Index`) is the first implementation; a database
+SQLite build (:class:`qa.index.embedded.store.Index`) is the first implementation; a database
 server can be another by answering the same calls with its own queries.
 
 Ties: every passage has a ``position`` in its build (reading order, 1..n). Lists a store
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from qa.embedding.base import Vectors
-from qa.index.database import DocumentRecord, PassageRecord
 from qa.index.filters import Filters
 from qa.index.manifest import Manifest
+from qa.index.records import DocumentRecord, PassageRecord
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import numpy as np
 from qa.embedding.base import Embedder, Vectors
 from qa.embedding.spans import PASSAGE_TOKENS, SEPARATE, Spans
 from qa.errors import ModelError
-from qa.index.cache import text_key
+from qa.index.embedded.cache import text_key
 
 if TYPE_CHECKING:
     from qa.ingest.chunking import Passage

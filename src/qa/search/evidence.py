@@ -14,8 +14,8 @@ import numpy as np
 
 from qa.citations.cite import pages_of
 from qa.embedding.base import Vectors
-from qa.index.database import PassageRecord
 from qa.index.protocol import SentenceVectors
+from qa.index.records import PassageRecord
 from qa.ingest.extract import PageSpan
 from qa.search.models import Highlight
 from qa.search.terms import term_shares

@@ -24,9 +24,9 @@ from typing import TypeVar
 
 from qa.citations.cite import Citation, cite
 from qa.embedding.base import Embedder, Vectors, embed_soon
-from qa.index.database import PassageRecord
 from qa.index.filters import Filters
 from qa.index.protocol import PassageStore, ScoredPassage
+from qa.index.records import PassageRecord
 from qa.ingest.extract import PageSpan
 from qa.search import evidence
 from qa.search.evidence import (

@@ -32,7 +32,7 @@ from qa.index.postgres.loading import DatabaseVectors, write_schema
 from qa.index.postgres.schema import REGISTRY, schema_name
 from qa.index.postgres.store import PostgresStore
 from qa.index.prepare import Prepared
-from qa.index.vectors import VectorIndexSpec
+from qa.index.vector_index import VectorIndexSpec
 from qa.ingest.documents import Document
 
 log = logging.getLogger(__name__)

@@ -15,13 +15,13 @@ from psycopg import sql
 from qa.embedding.base import Vectors
 from qa.errors import IndexStoreError
 from qa.index import lexicon
-from qa.index.cache import text_key
-from qa.index.database import encode_pages
+from qa.index.embedded.cache import text_key
 from qa.index.filters import fold
 from qa.index.postgres.schema import BUILD_INDEXES, BUILD_TABLES, HNSW_INDEX, render, schema_name
 from qa.index.postgres.store import vector_literal
 from qa.index.prepare import Prepared
-from qa.index.vectors import HNSW_EF_CONSTRUCTION, HNSW_M
+from qa.index.records import encode_pages
+from qa.index.vector_index import HNSW_EF_CONSTRUCTION, HNSW_M
 from qa.ingest.cleaning import cleaned_text
 from qa.ingest.documents import Document
 

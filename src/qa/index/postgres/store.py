@@ -21,13 +21,13 @@ from psycopg import sql
 
 from qa.embedding.base import Vectors
 from qa.errors import IndexStoreError
-from qa.index.database import DocumentRecord, PassageRecord
 from qa.index.filters import Filters, fold
 from qa.index.lexicon import K1, B, query_lexemes
 from qa.index.manifest import Manifest
 from qa.index.postgres.connection import Pool
 from qa.index.protocol import PassageScores, ScoredPassage, SentenceVectors, Weights
-from qa.index.vectors import HNSW_EF_SEARCH
+from qa.index.records import DocumentRecord, PassageRecord
+from qa.index.vector_index import HNSW_EF_SEARCH
 
 #: A filter allowing at most this many passages is scored exactly (a sequential pass over
 #: them) rather than through the HNSW graph: exact and, at this size, as fast.

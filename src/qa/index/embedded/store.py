@@ -3,7 +3,7 @@
 :class:`EmbeddedStore` implements :class:`~qa.index.protocol.PassageStore`. Inside it a passage is
 its position 1..n (the FAISS id and the SQLite rowid); everything it returns names passages
 by id. Filters become SQL over the documents table, and the passages they allow become a
-FAISS selector (see :func:`qa.index.vectors.search_vectors`).
+FAISS selector (see :func:`qa.index.embedded.vectors.search_vectors`).
 """
 
 from __future__ import annotations
@@ -20,16 +20,12 @@ import numpy as np
 
 from qa.embedding.base import Vectors
 from qa.errors import IndexCorruptError, IndexStoreError
-from qa.index.builds import current_build_id
-from qa.index.database import DocumentRecord, PassageRecord, open_database
-from qa.index.filters import Filters
-from qa.index.integrity import check_files
-from qa.index.layout import DATABASE, VECTORS
-from qa.index.manifest import BuildIdentity, Manifest, check_compatible, check_manifest, read_manifest
-from qa.index.postings import Postings
-from qa.index.protocol import PassageScores, ScoredPassage, SentenceVectors, Weights
-from qa.index.queries import BuildDatabase, match_expression
-from qa.index.vectors import (
+from qa.index.embedded.database import open_database
+from qa.index.embedded.folder import current_build_id
+from qa.index.embedded.integrity import check_files
+from qa.index.embedded.layout import DATABASE, VECTORS
+from qa.index.embedded.queries import BuildDatabase, match_expression
+from qa.index.embedded.vectors import (
     allowed_vectors,
     half_scan,
     id_bitmap,
@@ -38,6 +34,11 @@ from qa.index.vectors import (
     scored_exactly,
     search_vectors,
 )
+from qa.index.filters import Filters
+from qa.index.manifest import BuildIdentity, Manifest, check_compatible, check_manifest, read_manifest
+from qa.index.postings import Postings
+from qa.index.protocol import PassageScores, ScoredPassage, SentenceVectors, Weights
+from qa.index.records import DocumentRecord, PassageRecord
 
 #: Passage positions remembered per request thread (:meth:`Index._positions`): a question's
 #: candidates are at most a few hundred (both sides' fusion depth), so this holds the last
@@ -327,13 +328,13 @@ class _Allowed:
         return self._mask[0]
 
     def bitmap(self, passages: int) -> np.ndarray:
-        """The allowed positions as FAISS's selector bitmap (:func:`~qa.index.vectors.id_bitmap`), made once."""
+        """The allowed positions as FAISS's selector bitmap (made once; see ``id_bitmap``)."""
         if not self._bitmap:
             self._bitmap.append(id_bitmap(self.positions, passages))
         return self._bitmap[0]
 
     def vectors(self, index: Any) -> tuple[np.ndarray, np.ndarray]:
-        """The allowed passages' stored vectors in ``index`` (:func:`~qa.index.vectors.allowed_vectors`), read once."""
+        """The allowed passages' stored vectors in ``index`` (read once; see ``allowed_vectors``)."""
         if not self._vectors:
             self._vectors.append(allowed_vectors(index, self.positions))
         return self._vectors[0]

@@ -5,7 +5,7 @@ folder does for it. A segment is written into a hidden temporary folder (the SQL
 with passages, sentences and postings, the FAISS index), its files' sizes and sha256 recorded;
 committing it writes the manifest last and renames the folder into place (both made durable);
 switching is one ``os.replace`` of ``CURRENT``. Today a commit holds one segment, whose folder
-is the commit's own (``index/<build id>/``, :mod:`qa.index.layout`).
+is the commit's own (``index/<build id>/``, :mod:`qa.index.embedded.layout`).
 """
 
 from __future__ import annotations
@@ -20,16 +20,24 @@ from typing import Any
 
 from qa.embedding.identity import ModelIdentity
 from qa.errors import IndexStoreError
-from qa.index.builds import build_lock, current_build_id, list_builds, publish, remove_partial_builds, switch_current
-from qa.index.cache import EmbeddingCache, model_key
-from qa.index.database import write_database
-from qa.index.integrity import file_digest
-from qa.index.layout import DATABASE, TMP_PREFIX, VECTORS
+from qa.index.embedded.cache import EmbeddingCache, model_key
+from qa.index.embedded.database import write_database
+from qa.index.embedded.folder import (
+    build_lock,
+    current_build_id,
+    list_builds,
+    publish,
+    remove_partial_builds,
+    switch_current,
+)
+from qa.index.embedded.integrity import file_digest
+from qa.index.embedded.layout import DATABASE, TMP_PREFIX, VECTORS
+from qa.index.embedded.store import EmbeddedStore
+from qa.index.embedded.vectors import write_vectors
 from qa.index.lifecycle import Segment
 from qa.index.manifest import BuildIdentity, read_manifest
 from qa.index.prepare import Prepared
-from qa.index.store import EmbeddedStore
-from qa.index.vectors import VectorIndexSpec, write_vectors
+from qa.index.vector_index import VectorIndexSpec
 from qa.ingest.documents import Document
 
 

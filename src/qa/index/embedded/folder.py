@@ -2,8 +2,8 @@
 
 A build is written into a hidden temporary folder, renamed into place when complete, and
 only then named in CURRENT (one ``os.replace``), so a reader sees either the old build or
-the new one, never half of one. See :mod:`qa.index.layout` for the folder's names and
-:mod:`qa.index.engine` for the engine that writes them.
+the new one, never half of one. See :mod:`qa.index.embedded.layout` for the folder's names and
+:mod:`qa.index.embedded.engine` for the engine that writes them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.errors import IndexNotFoundError
-from qa.index.layout import CURRENT, LOCK, MANIFEST, TMP_PREFIX
+from qa.index.embedded.layout import CURRENT, LOCK, MANIFEST, TMP_PREFIX
 
 log = logging.getLogger(__name__)
 

@@ -7,20 +7,21 @@
       <build-id>/
         manifest.json         model identity, chunker parameters, corpus hash, counts, format
         vectors.faiss         IndexIDMap2 over an inner-product index (exact flat, or HNSW
-                              above a size threshold: see :func:`qa.index.vectors.choose_vector_index`)
+                              above a size threshold: see :func:`qa.index.embedded.vectors.choose_vector_index`)
         passages.sqlite       documents, passages (text, offsets, ids), their sentences with
                               vectors, and FTS5 tables over passages and documents
       embedding-cache.sqlite  vectors and passage boundaries reused by the next build
 
 A build is written into a hidden temporary folder, renamed into place when complete,
 and only then named in CURRENT, so a reader sees either the old build or the new one,
-never half of one (see :mod:`qa.index.builds`).
+never half of one (see :mod:`qa.index.embedded.folder`).
 """
 
 from __future__ import annotations
 
+from qa.index.manifest import MANIFEST as MANIFEST  # the folder's name for it, kept with the others
+
 CURRENT = "CURRENT"
-MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 DATABASE = "passages.sqlite"
 TMP_PREFIX = ".tmp-"

@@ -1,7 +1,7 @@
 """The SQL the embedded store reads a build with: passages, documents, sentences, BM25, filters.
 
 Everything here speaks in passage positions (the rowids 1..n that are also the FAISS ids);
-:class:`~qa.index.store.Index` turns them into passage ids before anything leaves the store.
+:class:`~qa.index.embedded.store.Index` turns them into passage ids before anything leaves the store.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from qa.embedding.base import Vectors
-from qa.index.database import DOCUMENT_COLUMNS, PASSAGE_COLUMNS, DocumentRecord, PassageRecord
+from qa.index.embedded.database import DOCUMENT_COLUMNS, PASSAGE_COLUMNS
 from qa.index.filters import Filters, fold
+from qa.index.records import DocumentRecord, PassageRecord
 
 #: The SQL function filters compare author and outlet through (Python's case folding, which
 #: SQLite's ASCII-only ``lower`` is not).

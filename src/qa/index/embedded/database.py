@@ -8,10 +8,8 @@ score ties, which any other store can keep as a plain column.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +18,10 @@ from qa.embedding.base import Vectors
 from qa.errors import IndexCorruptError, IndexStoreError
 from qa.index.lexicon import TOKENIZE
 from qa.index.postings import write_postings
+from qa.index.records import encode_pages
 from qa.ingest.chunking import Passage
 from qa.ingest.cleaning import cleaned_text
 from qa.ingest.documents import Document
-from qa.ingest.extract import PageSpan
 
 #: ``([(passage index from 0, start, end), ...], vectors)``: the sentences of a build's passages.
 Sentences = tuple[Sequence[tuple[int, int, int]], Vectors]
@@ -72,75 +70,6 @@ CREATE VIRTUAL TABLE documents_fts USING fts5(title, text, content='', tokenize=
 """
 PASSAGE_COLUMNS = 'rowid, passage_id, doc_id, ordinal, start, "end", section, n_tokens, text'
 DOCUMENT_COLUMNS = "doc_id, source, title, author, url, published, outlet, sha256, encoding, format, pages"
-
-
-@dataclass(frozen=True)
-class PassageRecord:
-    """A passage as stored in a build."""
-
-    #: The passage's place in the build (1..n, in reading order): what breaks score ties.
-    position: int
-    passage_id: str
-    doc_id: str
-    ordinal: int
-    start: int
-    end: int
-    section: str | None
-    n_tokens: int
-    text: str
-
-
-@dataclass(frozen=True)
-class DocumentRecord:
-    """A document as stored in a build, without its text."""
-
-    doc_id: str
-    source: str
-    title: str
-    author: str | None
-    url: str | None
-    published: str | None
-    outlet: str | None
-    sha256: str
-    encoding: str
-    n_passages: int
-    #: ``text`` (.txt, .md), ``html``, ``pdf`` or ``docx``.
-    format: str = "text"
-    #: A PDF's pages: number, printed label and ``[start, end)`` in the document's text.
-    pages: tuple[PageSpan, ...] = ()
-
-    @classmethod
-    def from_row(cls, row: Sequence[object]) -> DocumentRecord:
-        """A record from ``SELECT DOCUMENT_COLUMNS, <passage count>``."""
-        doc_id, source, title, author, url, published, outlet, sha256, encoding, fmt, pages, n_passages = row
-        return cls(
-            doc_id=str(doc_id),
-            source=str(source),
-            title=str(title),
-            author=_optional(author),
-            url=_optional(url),
-            published=_optional(published),
-            outlet=_optional(outlet),
-            sha256=str(sha256),
-            encoding=str(encoding),
-            n_passages=int(n_passages),  # type: ignore[call-overload]
-            format=str(fmt),
-            pages=decode_pages(pages),
-        )
-
-
-def _optional(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def encode_pages(pages: Sequence[PageSpan]) -> str | None:
-    return json.dumps([[p.page, p.label, p.start, p.end] for p in pages], ensure_ascii=False) if pages else None
-
-
-def decode_pages(raw: object) -> tuple[PageSpan, ...]:
-    if not isinstance(raw, str) or not raw:
-        return ()
-    return tuple(PageSpan(int(n), str(label), int(s), int(e)) for n, label, s, e in json.loads(raw))
 
 
 _SQLITE_MAGIC = b"SQLite format 3\0"

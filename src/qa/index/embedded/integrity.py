@@ -7,7 +7,7 @@ from typing import Any
 
 from qa.errors import IndexCorruptError
 from qa.files import sha256_file
-from qa.index.layout import DATABASE, VECTORS
+from qa.index.embedded.layout import DATABASE, VECTORS
 
 
 def check_files(build_dir: Path, manifest: dict[str, Any]) -> None:
