@@ -1,11 +1,13 @@
 #!/usr/bin/env python
-"""Passage BM25 as the corpus grows: FTS5's ``bm25()`` over every match against the build's postings.
+"""Passage BM25 as the corpus grows: FTS5's ``bm25()`` over every match against the postings' scorer.
 
     .venv/bin/python scripts/bench_lexical_scale.py --index bench-results/index-scifact --copies 1,5
 
 The text is grown by repetition: every passage of the SciFact build (with its document's
 title) is written ``copies`` times into a scratch FTS5 table like a build's ``passages_fts``,
-and the postings are derived from it as a build does (``qa.index.postings.write_postings``).
+and the postings are derived from it as a build does (``qa.index.postings.write_postings``)
+and scored as both stores score them (``qa.index.bm25``). FTS5's ``bm25()`` is no longer used
+by the stores: it is timed here as the alternative the postings replaced.
 Repetition multiplies every term's document frequency and the row count alike, so IDF and
 the average length barely move and scores stay those of SciFact, but each passage now ties
 with its copies: what grows is the number of matching rows FTS5 must score and sort, and the
@@ -30,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from qa.index.embedded.database import SCHEMA
+from qa.index.bm25 import Postings
 from qa.index.embedded.folder import current_build_id
 from qa.index.embedded.layout import DATABASE
-from qa.index.embedded.queries import BuildDatabase, match_expression
-from qa.index.postings import Postings, write_postings
+from qa.index.embedded.queries import BuildDatabase
+from qa.index.postings import FTS_TABLES, PASSAGES, StoredPostings, write_postings
 from qa.search.terms import query_terms
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -52,25 +54,33 @@ def grown(source: Path, copies: int, path: Path) -> int:
     texts = src.execute(sql).fetchall()
     src.close()
     db = sqlite3.connect(path)
-    fts = next(line for line in SCHEMA.splitlines() if "passages_fts" in line)
-    db.execute(fts.rstrip(";"))
+    db.executescript(FTS_TABLES)  # documents_fts stays empty: only passages are timed
     db.executemany(
         "INSERT INTO passages_fts (rowid, title, text) VALUES (?, ?, ?)",
         ((i, t, x) for i, (t, x) in enumerate(itertools.chain.from_iterable(itertools.repeat(texts, copies)), 1)),
     )
     n = len(texts) * copies
     t0 = time.perf_counter()
-    write_postings(db, n)
+    write_postings(db, n, 0)
     db.commit()
     db.close()
     print(f"  {n:,} passages: postings written in {time.perf_counter() - t0:.1f} s", flush=True)
     return n
 
 
+def fts5_top(db: BuildDatabase, terms: list[str]) -> list[tuple[int, float]]:
+    """FTS5's own best DEPTH passages for ``terms`` (each quoted, OR-ed), ties by rowid."""
+    match = " OR ".join('"' + t.replace('"', '""') + '"' for t in dict.fromkeys(terms))
+    sql = (
+        "SELECT rowid, -bm25(passages_fts, ?, ?) AS score FROM passages_fts WHERE passages_fts MATCH ? "
+        "ORDER BY score DESC, rowid LIMIT ?"
+    )
+    return [(int(r), float(s)) for r, s in db.query(sql, [*WEIGHTS, match, DEPTH])]
+
+
 def measure(path: Path, n: int, questions: list[str]) -> dict[str, Any]:
     db = BuildDatabase(sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False))
-    postings = Postings.open(db)
-    assert postings is not None
+    postings = Postings.open(StoredPostings(db, PASSAGES))
     terms = [t for t in (query_terms(q) for q in questions) if t]
     rng = np.random.default_rng(0)
     times: dict[str, list[float]] = {"fts5_top": [], "postings_top": [], "postings_scores": []}
@@ -78,15 +88,12 @@ def measure(path: Path, n: int, questions: list[str]) -> dict[str, Any]:
     for start in range(0, len(terms), BLOCK):
         block = terms[start : start + BLOCK]
         for ts in block:
-            match = match_expression(ts)
-            assert match is not None
             t0 = time.perf_counter()
-            list(itertools.islice(db.bm25(match, WEIGHTS), DEPTH))
+            fts5_top(db, ts)
             times["fts5_top"].append(time.perf_counter() - t0)
         for ts in block:
             t0 = time.perf_counter()
             held = postings.terms(ts)
-            assert held is not None
             postings.top(held, DEPTH, WEIGHTS)
             times["postings_top"].append(time.perf_counter() - t0)
             wanted = rng.integers(1, n + 1, DEPTH).tolist()
@@ -94,11 +101,7 @@ def measure(path: Path, n: int, questions: list[str]) -> dict[str, Any]:
             postings.scores(held, wanted, WEIGHTS)
             times["postings_scores"].append(time.perf_counter() - t0)
         for ts in block:  # same top 100 both ways (compared outside the timings)
-            match = match_expression(ts)
-            held = postings.terms(ts)
-            assert match is not None
-            assert held is not None
-            same += list(itertools.islice(db.bm25(match, WEIGHTS), DEPTH)) == postings.top(held, DEPTH, WEIGHTS)
+            same += fts5_top(db, ts) == postings.top(postings.terms(ts), DEPTH, WEIGHTS)
     db.close()
     ms = {k: [x * 1000 for x in v] for k, v in times.items()}
     return {

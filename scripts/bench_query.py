@@ -14,8 +14,10 @@ peer        what the fastest peers' in-process dense search does (Haystack 2 + F
             question at load 12 here, its OpenMP workers waiting on each other: 1 is kinder to it.)
 http        ``GET /ask`` from a real ``qa serve`` over loopback, one keep-alive connection.
 ask         ``Searcher.ask`` in this process (the default ONNX question encoder).
-ask_fts5    the same with the build's postings switched off: passage BM25 from FTS5's ``bm25()``
-            over every matching passage, as before the postings (qa.index.postings).
+
+(An ``ask_fts5`` path, the store with its postings switched off and FTS5's ``bm25()`` scoring
+every matching passage, was measured until format version 6 removed that fallback: see
+docs/benchmarks.md and scripts/bench_lexical_scale.py, which still times FTS5's ``bm25()``.)
 
 Target (issue 16): ``/ask`` over HTTP at a p50 no slower than the fastest peer's in-process
 dense search: ``http / peer <= 1``. Prints each path's p50 and p90, the ratios and whether the
@@ -78,8 +80,6 @@ def run(index_dir: Path, questions: list[str], work: Path) -> dict[str, Any]:
     encoder = make_encoder(None, "onnx")
     encoder.load()
     searcher = Searcher(EmbeddedStore.open(index_dir, expected=None), encoder)
-    fts5 = Searcher(EmbeddedStore.open(index_dir, expected=None), encoder)
-    fts5.store._postings = None  # type: ignore[attr-defined]
     process, url = loadtest.start_server(index_dir, {"QA_RELOAD_INTERVAL": "0"}, work / "serve.log")
     port = int(url.rsplit(":", 1)[1])
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -99,7 +99,6 @@ def run(index_dir: Path, questions: list[str], work: Path) -> dict[str, Any]:
         "peer": peer,
         "http": over_http,
         "ask": lambda q: searcher.ask(q, K),
-        "ask_fts5": lambda q: fts5.ask(q, K),
     }
     times: dict[str, list[float]] = {name: [] for name in paths}
     load = [os.getloadavg()]
@@ -122,8 +121,7 @@ def run(index_dir: Path, questions: list[str], work: Path) -> dict[str, Any]:
     finally:
         connection.close()
         loadtest.stop_server(process)
-        searcher.store.close()
-        fts5.store.close()
+        searcher.index.close()
     p50 = {name: statistics.median(v) for name, v in times.items()}
     p90 = {name: statistics.quantiles(v, n=10)[8] for name, v in times.items()}
     return {
@@ -135,7 +133,6 @@ def run(index_dir: Path, questions: list[str], work: Path) -> dict[str, Any]:
         "p90_ms": p90,
         "serve_rss_mib": rss,
         "ratio_http_to_peer": p50["http"] / p50["peer"],
-        "ratio_ask_to_ask_fts5": p50["ask"] / p50["ask_fts5"],
         "target": "http / peer <= 1",
         "met": p50["http"] <= p50["peer"],
     }
@@ -154,7 +151,6 @@ def main() -> None:
     print(f"{r['questions']} SciFact test questions, k={r['k']}, {r['passages']:,} passages, load {load}")
     for name in r["p50_ms"]:
         print(f"  {name:9s} p50 {r['p50_ms'][name]:6.2f} ms  p90 {r['p90_ms'][name]:6.2f} ms")
-    print(f"in-process ask with postings / with FTS5 bm25(): {r['ratio_ask_to_ask_fts5']:.2f}")
     verdict = "met" if r["met"] else "not met"
     print(f"GET /ask / peer dense search: {r['ratio_http_to_peer']:.2f} (target {r['target']}): {verdict}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from pydantic import TypeAdapter
 import qa.search.evidence as E
 import qa.search.retrieval as R
 from qa.embedding.factory import make_encoder
+from qa.index.bm25 import Postings
 from qa.index.embedded.queries import BuildDatabase
 from qa.index.embedded.store import EmbeddedStore
 from qa.search.models import Answer
@@ -50,8 +51,9 @@ def timed(name, fn):
 
 
 for cls, names in (
-    (EmbeddedStore, ["dense", "lexical", "scores", "passages", "sentences", "document"]),
-    (BuildDatabase, ["bm25", "identify", "positions", "passages", "sentences"]),
+    (EmbeddedStore, ["dense", "lexical", "scores", "document_scores", "passages", "sentences", "document"]),
+    (BuildDatabase, ["identify", "positions", "passages", "sentences"]),
+    (Postings, ["terms", "top", "scores"]),
     (R.Searcher, ["_complete", "_add_sentence_evidence", "_result", "rank"]),
 ):
     for n in names:

@@ -23,8 +23,10 @@ MANIFEST = "manifest.json"
 #: 3: sentences of each passage with their vectors (highlights and grouping need no model call).
 #: 4: documents record their format and a PDF's page map.
 #: 5: sentence vectors may be pooled from the passage's own pass (the chunker entry's ``sentence_vectors``).
-#: 6: a build is a commit of segments (the manifest's ``segments``, each with what its engine
-#:    records of it: a build folder's files, sizes and sha256).
+#: 6: one lexical pipeline: documents' postings beside the passages', scored by qa.index.bm25 in both
+#:    stores (a build without them has no FTS5 fallback left to be read with); a build is a commit of
+#:    segments (the manifest's ``segments``, each with what its engine records of it: a build
+#:    folder's files, sizes and sha256; a database schema).
 FORMAT_VERSION = 6
 #: What every manifest a build writes holds, and the type each must have.
 _MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {

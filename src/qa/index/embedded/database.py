@@ -16,8 +16,7 @@ import numpy as np
 
 from qa.embedding.base import Vectors
 from qa.errors import IndexCorruptError, IndexStoreError
-from qa.index.lexicon import TOKENIZE
-from qa.index.postings import write_postings
+from qa.index.postings import fill_fts, write_postings
 from qa.index.records import encode_pages
 from qa.ingest.chunking import Passage
 from qa.ingest.cleaning import cleaned_text
@@ -26,7 +25,7 @@ from qa.ingest.documents import Document
 #: ``([(passage index from 0, start, end), ...], vectors)``: the sentences of a build's passages.
 Sentences = tuple[Sequence[tuple[int, int, int]], Vectors]
 
-SCHEMA = f"""
+SCHEMA = """
 CREATE TABLE documents (
     doc_id     TEXT PRIMARY KEY,
     source     TEXT NOT NULL,
@@ -55,8 +54,6 @@ CREATE TABLE passages (
     text       TEXT NOT NULL,
     UNIQUE (doc_id, ordinal)
 );
--- Contentless BM25 indexes: the text lives in the tables above. A passage row carries
--- its document's title; a document row its title and its cleaned text.
 -- Each passage's sentences as [start, end) in its text, with the model's vector (float32).
 CREATE TABLE sentences (
     passage    INTEGER NOT NULL REFERENCES passages(rowid),
@@ -65,8 +62,6 @@ CREATE TABLE sentences (
     vector     BLOB NOT NULL,
     PRIMARY KEY (passage, start)
 ) WITHOUT ROWID;
-CREATE VIRTUAL TABLE passages_fts USING fts5(title, text, content='', tokenize='{TOKENIZE}');
-CREATE VIRTUAL TABLE documents_fts USING fts5(title, text, content='', tokenize='{TOKENIZE}');
 """
 PASSAGE_COLUMNS = 'rowid, passage_id, doc_id, ordinal, start, "end", section, n_tokens, text'
 DOCUMENT_COLUMNS = "doc_id, source, title, author, url, published, outlet, sha256, encoding, format, pages"
@@ -141,6 +136,7 @@ def write_database(
                 "INSERT INTO sentences VALUES (?, ?, ?, ?)",
                 [(i + 1, s, e, rows[n].tobytes()) for n, (i, s, e) in enumerate(spans)],
             )
+        cleaned = [cleaned_text(d.text, list(d.blocks)) for d in documents]
         db.executemany(
             "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -155,11 +151,11 @@ def write_database(
                     d.sha256,
                     d.encoding,
                     d.text,
-                    cleaned_text(d.text, list(d.blocks)),
+                    c,
                     d.format,
                     encode_pages(d.pages),
                 )
-                for d in documents
+                for d, c in zip(documents, cleaned, strict=True)
             ],
         )
         db.executemany(
@@ -169,16 +165,9 @@ def write_database(
                 for rowid, p in enumerate(passages, start=1)
             ],
         )
-        titles = {d.doc_id: d.title for d in documents}
-        db.executemany(
-            "INSERT INTO passages_fts (rowid, title, text) VALUES (?, ?, ?)",
-            [(rowid, titles.get(p.doc_id, ""), p.text) for rowid, p in enumerate(passages, start=1)],
-        )
-        db.execute(
-            "INSERT INTO documents_fts (rowid, title, text) "
-            "SELECT rowid, title, CASE WHEN cleaned = '' THEN text ELSE cleaned END FROM documents"
-        )
-        write_postings(db, len(passages))
+        # Cut by FTS5 into its tables (kept as the derivation's input), then the postings read out of them.
+        fill_fts(db, documents, cleaned, passages)
+        write_postings(db, len(passages), len(documents))
         db.commit()
     finally:
         db.close()

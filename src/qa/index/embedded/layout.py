@@ -9,7 +9,8 @@
         vectors.faiss         IndexIDMap2 over an inner-product index (exact flat, or HNSW
                               above a size threshold: see :func:`qa.index.embedded.vectors.choose_vector_index`)
         passages.sqlite       documents, passages (text, offsets, ids), their sentences with
-                              vectors, and FTS5 tables over passages and documents
+                              vectors, FTS5 tables over passages and documents (the text as
+                              FTS5 cut it) and each term's postings read out of them
       embedding-cache.sqlite  vectors and passage boundaries reused by the next build
 
 A build is written into a hidden temporary folder, renamed into place when complete,

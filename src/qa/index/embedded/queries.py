@@ -1,7 +1,8 @@
-"""The SQL the embedded store reads a build with: passages, documents, sentences, BM25, filters.
+"""The SQL the embedded store reads a build with: passages, documents, sentences, filters.
 
 Everything here speaks in passage positions (the rowids 1..n that are also the FAISS ids);
 :class:`~qa.index.embedded.store.Index` turns them into passage ids before anything leaves the store.
+BM25 is not SQL: the store scores the postings it reads (:mod:`qa.index.bm25`).
 """
 
 from __future__ import annotations
@@ -26,16 +27,6 @@ _FOLD = "qa_fold"
 #: made SQLite scan every passage and test its document's condition once per passage (at 1M
 #: passages, an author filter's allowed set took 0.89-0.96 s that way, 0.20-0.37 s this way).
 _ALLOWED = "SELECT p.rowid FROM passages p WHERE p.doc_id IN (SELECT d.doc_id FROM documents d WHERE {condition})"
-
-
-def match_expression(terms: Sequence[str]) -> str | None:
-    """The FTS5 query for some terms: each quoted, joined by OR (``None`` for no terms).
-
-    Quoting makes every term a plain string to FTS5 (no operators, columns or prefixes
-    can be smuggled in); a double quote inside a term is doubled, as FTS5 strings escape it.
-    """
-    quoted = ('"' + t.replace('"', '""') + '"' for t in dict.fromkeys(terms) if t)
-    return " OR ".join(quoted) or None
 
 
 def filter_condition(filters: Filters) -> tuple[str, list[Any]]:
@@ -69,7 +60,6 @@ class BuildDatabase:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
         self._lock = threading.Lock()
-        self._doc_ids: dict[int, str] | None = None
         db.create_function(_FOLD, 1, fold, deterministic=True)
 
     def close(self) -> None:
@@ -140,36 +130,6 @@ class BuildDatabase:
             out[passage_id] = ([(s, e) for s, e, _ in items], vectors.reshape(len(items), -1))
         return out
 
-    # -- BM25 ----------------------------------------------------------------------------------
-
-    def bm25(self, match: str, weights: tuple[float, float], filters: Filters | None = None) -> list[tuple[int, float]]:
-        """Every passage matching an FTS5 ``match`` with its BM25, best first (ties by position).
-
-        ``weights`` are the BM25 weights of the title and text columns; scores are positive,
-        higher is better. ``filters`` keeps the passages of the documents they allow; FTS5's
-        BM25 takes its statistics from the whole table, so a kept passage scores as unfiltered.
-        """
-        sql = "SELECT rowid, -bm25(passages_fts, ?, ?) AS score FROM passages_fts WHERE passages_fts MATCH ?"
-        params: list[Any] = [weights[0], weights[1], match]
-        if filters is not None:
-            condition, extra = filter_condition(filters)
-            sql += f" AND rowid IN ({_ALLOWED.format(condition=condition)})"
-            params.extend(extra)
-        rows = self.query(sql + " ORDER BY score DESC, rowid", params)
-        return [(int(r), float(score)) for r, score in rows]
-
-    def document_scores(self, match: str, doc_ids: Sequence[str], weights: tuple[float, float]) -> dict[str, float]:
-        """BM25 scores of these whole documents (title and cleaned text) for ``match``."""
-        wanted = set(doc_ids)
-        if self._doc_ids is None:
-            self._doc_ids = {int(r): str(d) for r, d in self.query("SELECT rowid, doc_id FROM documents")}
-        rows = self.query(
-            "SELECT rowid, -bm25(documents_fts, ?, ?) FROM documents_fts WHERE documents_fts MATCH ?",
-            [weights[0], weights[1], match],
-        )
-        found = ((self._doc_ids[int(r)], float(score)) for r, score in rows)
-        return {doc_id: score for doc_id, score in found if doc_id in wanted}
-
     # -- documents -------------------------------------------------------------------------------
 
     def documents(self) -> dict[str, DocumentRecord]:
@@ -178,6 +138,10 @@ class BuildDatabase:
             "FROM documents d ORDER BY source"
         )
         return {row[0]: DocumentRecord.from_row(row) for row in rows}
+
+    def document_positions(self) -> dict[str, int]:
+        """Each document's position (its rowid: 1..n in corpus order), the row its postings name."""
+        return {str(d): int(r) for r, d in self.query("SELECT rowid, doc_id FROM documents")}
 
     def document_text(self, doc_id: str) -> tuple[str, str] | None:
         """A document's original text and its cleaned text."""

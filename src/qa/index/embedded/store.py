@@ -3,12 +3,14 @@
 :class:`EmbeddedStore` implements :class:`~qa.index.protocol.PassageStore`. Inside it a passage is
 its position 1..n (the FAISS id and the SQLite rowid); everything it returns names passages
 by id. Filters become SQL over the documents table, and the passages they allow become a
-FAISS selector (see :func:`qa.index.embedded.vectors.search_vectors`).
+FAISS selector (see :func:`qa.index.embedded.vectors.search_vectors`) and a mask over the lexical
+postings. Lexical scores, of passages and of whole documents, come from the postings the
+build keeps in its database, scored by :mod:`qa.index.bm25` as the PostgreSQL store scores
+its own copy; FTS5's ``bm25()`` is not asked.
 """
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -20,11 +22,12 @@ import numpy as np
 
 from qa.embedding.base import Vectors
 from qa.errors import IndexCorruptError, IndexStoreError
+from qa.index.bm25 import Postings
 from qa.index.embedded.database import open_database
 from qa.index.embedded.folder import current_build_id
 from qa.index.embedded.integrity import check_files
 from qa.index.embedded.layout import DATABASE, VECTORS
-from qa.index.embedded.queries import BuildDatabase, match_expression
+from qa.index.embedded.queries import BuildDatabase
 from qa.index.embedded.vectors import (
     allowed_vectors,
     half_scan,
@@ -35,8 +38,14 @@ from qa.index.embedded.vectors import (
     search_vectors,
 )
 from qa.index.filters import Filters
-from qa.index.manifest import BuildIdentity, Manifest, check_compatible, check_manifest, read_manifest
-from qa.index.postings import Postings
+from qa.index.manifest import (
+    BuildIdentity,
+    Manifest,
+    check_compatible,
+    check_manifest,
+    read_manifest,
+)
+from qa.index.postings import DOCUMENTS, PASSAGES, StoredPostings
 from qa.index.protocol import PassageScores, ScoredPassage, SentenceVectors, Weights
 from qa.index.records import DocumentRecord, PassageRecord
 
@@ -47,9 +56,9 @@ _KNOWN_POSITIONS = 4096
 #: Filters whose allowed passages every request thread shares (:meth:`Index._allowed`): finding
 #: them tests every document (a filter's first question took 0.25-0.4 s at 1M passages;
 #: docs/scaling.md), which each of the server's worker threads (anyio's pool, up to 40) would
-#: otherwise pay again for the same filter. A 20% filter of 1M takes about 15 MiB (estimated: a
-#: list and a set of 200,000 ints, a mask and a bitmap); a filter small enough to be scored
-#: exactly also keeps its passages' vectors, at most 29 MiB (EXACT_FILTER_LIMIT x 384 floats).
+#: otherwise pay again for the same filter. A 20% filter of 1M takes about 8 MiB (estimated: a
+#: list of 200,000 ints, a mask and a bitmap); a filter small enough to be scored exactly also
+#: keeps its passages' vectors, at most 29 MiB (EXACT_FILTER_LIMIT x 384 floats).
 _ALLOWED_CACHED = 4
 
 
@@ -65,11 +74,13 @@ class EmbeddedStore:
         #: The fp16 copy a large flat index is scanned through (``None``: searched as it is).
         self._half = half_scan(vectors, self.vector_spec)
         self._documents = self._db.documents()
-        #: The build's postings (passage BM25 bounded by the query's terms); ``None`` for a build
-        #: written without them, which FTS5 scores as before.
-        self._postings = Postings.open(self._db)
-        #: Per request thread: the last filter's allowed positions, the last BM25 pass, and the
-        #: positions of the passages the searches last returned (see :meth:`_positions`).
+        #: The build's postings of passages and of whole documents (BM25 bounded by the query's terms).
+        self._postings = Postings.open(StoredPostings(self._db, PASSAGES))
+        self._document_postings = Postings.open(StoredPostings(self._db, DOCUMENTS))
+        #: Each document's position in its postings (read on first use).
+        self._document_positions: dict[str, int] | None = None
+        #: Per request thread: the last filter's allowed positions and the positions of the
+        #: passages the searches last returned (see :meth:`_positions`).
         self._recent = threading.local()
         #: The allowed passages of the last few filters, shared by the threads (see :meth:`_allowed`).
         self._allowed_by_filter: dict[Filters, _Allowed] = {}
@@ -153,14 +164,10 @@ class EmbeddedStore:
     def lexical(
         self, terms: Sequence[str], k: int, weights: Weights, filters: Filters | None = None
     ) -> list[ScoredPassage]:
-        match = match_expression(terms)
-        if match is None:
+        held = self._postings.terms(terms)
+        if not any(held):
             return []
-        active = filters if filters is not None and filters.active() else None
-        held = self._postings.terms(terms) if self._postings is not None else None
-        if self._postings is None or held is None:
-            return self._scored(list(itertools.islice(self._bm25(match, weights, active).items(), k)))
-        allowed = self._allowed(active)
+        allowed = self._allowed(filters)
         if allowed is not None and not allowed.positions:
             return []
         mask = None if allowed is None else allowed.mask(self.passage_count)
@@ -180,17 +187,18 @@ class EmbeddedStore:
             values = reconstruct(self._vectors, [positions[p] for p in ids]) @ query
             cosines = {p: float(c) for p, c in zip(ids, values, strict=True)}
         bm25: dict[int, float] = {}
-        match = match_expression(terms or ())
-        held = self._postings.terms(terms or ()) if self._postings is not None and match is not None else None
-        if self._postings is not None and held is not None:
-            bm25 = self._postings.scores(held, [positions[p] for p in ids], weights)
-        elif match is not None:
-            bm25 = self._bm25_covering(match, weights, [positions[p] for p in ids])
+        if terms and ids:
+            bm25 = self._postings.scores(self._postings.terms(terms), [positions[p] for p in ids], weights)
         return {p: PassageScores(cosines.get(p), bm25.get(positions[p])) for p in ids}
 
     def document_scores(self, terms: Sequence[str], doc_ids: Sequence[str], weights: Weights) -> dict[str, float]:
-        match = match_expression(terms)
-        return self._db.document_scores(match, doc_ids, weights) if match is not None else {}
+        if self._document_positions is None:
+            self._document_positions = self._db.document_positions()
+        wanted = {self._document_positions[d]: d for d in dict.fromkeys(doc_ids) if d in self._document_positions}
+        if not terms or not wanted:
+            return {}
+        found = self._document_postings.scores(self._document_postings.terms(terms), list(wanted), weights)
+        return {wanted[position]: score for position, score in found.items()}
 
     # -- passages and documents -------------------------------------------------------------
 
@@ -219,7 +227,7 @@ class EmbeddedStore:
 
     def _allowed(self, filters: Filters | None) -> _Allowed | None:
         """The passages ``filters`` allow (``None``: no filter). The last few filters' answers are
-        shared by the threads; each thread also keeps its last one, which :meth:`_bm25_covering` reads."""
+        shared by the threads; each thread also keeps its last one."""
         if filters is None or not filters.active():
             return None
         last: _Allowed | None = getattr(self._recent, "allowed", None)
@@ -228,39 +236,13 @@ class EmbeddedStore:
                 last = self._allowed_by_filter.get(filters)
             if last is None:
                 positions = self._db.allowed(filters)
-                last = _Allowed(filters, positions, frozenset(positions))
+                last = _Allowed(filters, positions)
                 with self._allowed_lock:
                     if len(self._allowed_by_filter) >= _ALLOWED_CACHED:
                         del self._allowed_by_filter[next(iter(self._allowed_by_filter))]
                     self._allowed_by_filter[filters] = last
             self._recent.allowed = last
         return last
-
-    def _bm25(self, match: str, weights: Weights, filters: Filters | None = None) -> dict[int, float]:
-        """Every passage matching ``match`` (in the documents ``filters`` allow) with its BM25,
-        in order: best first, ties by position.
-
-        FTS5 scores every match whatever is kept, so one pass serves both the lexical
-        retriever (its best ``k``) and :meth:`scores` for the other retriever's candidates:
-        the last pass is kept per thread (a build never changes, so it never goes stale).
-        """
-        last: _Pass | None = getattr(self._recent, "bm25", None)
-        if last is None or (last.match, last.weights, last.filters) != (match, weights, filters):
-            last = _Pass(match, weights, filters, dict(self._db.bm25(match, weights, filters)))
-            self._recent.bm25 = last
-        return last.scores
-
-    def _bm25_covering(self, match: str, weights: Weights, positions: Sequence[int]) -> dict[int, float]:
-        """BM25 scores right for ``positions``: the last pass when its filter allowed all of them
-        (FTS5 takes its statistics from the whole table, so a filtered pass scores as an unfiltered one)."""
-        last: _Pass | None = getattr(self._recent, "bm25", None)
-        if last is not None and (last.match, last.weights) == (match, weights):
-            if last.filters is None:
-                return last.scores
-            allowed: _Allowed | None = getattr(self._recent, "allowed", None)
-            if allowed is not None and allowed.filters == last.filters and allowed.members.issuperset(positions):
-                return last.scores
-        return self._bm25(match, weights)
 
     def _scored(self, hits: Sequence[tuple[int, float]]) -> list[ScoredPassage]:
         ids = self._db.identify([position for position, _ in hits])
@@ -308,13 +290,12 @@ class EmbeddedStore:
 
 @dataclass(frozen=True)
 class _Allowed:
-    """The passages one filter allows: a list, a set for membership, and (made on first use) a
-    mask for the lexical side, a bitmap for FAISS's selector, or, for a filter whose dense search
-    scores its passages exactly, their stored vectors (at most EXACT_FILTER_LIMIT: 29 MiB)."""
+    """The passages one filter allows: a list, and (made on first use) a mask for the lexical side,
+    a bitmap for FAISS's selector, or, for a filter whose dense search scores its passages exactly,
+    their stored vectors (at most EXACT_FILTER_LIMIT: 29 MiB)."""
 
     filters: Filters
     positions: list[int]
-    members: frozenset[int]
     _mask: list[np.ndarray] = field(default_factory=list, compare=False)
     _bitmap: list[np.ndarray] = field(default_factory=list, compare=False)
     _vectors: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, compare=False)
@@ -338,13 +319,3 @@ class _Allowed:
         if not self._vectors:
             self._vectors.append(allowed_vectors(index, self.positions))
         return self._vectors[0]
-
-
-@dataclass(frozen=True)
-class _Pass:
-    """One BM25 pass: every passage the match finds (within a filter), best first."""
-
-    match: str
-    weights: Weights
-    filters: Filters | None
-    scores: dict[int, float]

@@ -4,18 +4,19 @@
 
     qa.builds (build_id, schema_name, manifest jsonb, created_at)   every complete build
     qa.live   (id = 1, build_id)                                    the build every replica serves
-    qa_b_<build>.documents   doc_id, metadata, text, cleaned, folded author/outlet, BM25 length
+    qa_b_<build>.documents   doc_id, position 1..n, metadata, text, cleaned, folded author/outlet
     qa_b_<build>.passages    position 1..n, passage_id, offsets, text, embedding vector(d), text_key
     qa_b_<build>.sentences   (position, start) -> end, vector (float32 bytes), text_key
-    qa_b_<build>.postings    (lexeme, position) -> tf in title, tf in text     [BM25 of passages]
-    qa_b_<build>.terms       lexeme -> idf
-    qa_b_<build>.doc_postings, doc_terms                                     [BM25 of documents]
-    qa_b_<build>.stats       one row: passages, documents, their mean BM25 lengths
+    qa_b_<build>.postings    term -> positions, tf in title, tf in text (int32 bytes)  [BM25 of passages]
+    qa_b_<build>.postings_stats           one row: passages, their tokens, each one's length
+    qa_b_<build>.document_postings, document_postings_stats   the same by document position
 
 A build's schema is created and filled in one transaction and registered in ``qa.builds``
 in it; making it live is a second, one-row transaction on ``qa.live``; a dropped build is
 ``DROP SCHEMA ... CASCADE``. ``text_key`` (sha256 of the text the model saw) lets the next
-build reuse vectors instead of embedding again.
+build reuse vectors instead of embedding again. The postings are the embedded build's, derived
+from FTS5's index the same way (:mod:`qa.index.postings`) and scored by :mod:`qa.index.bm25`;
+a document's ``position`` is its place in the corpus order, as the embedded build's rowid.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ CREATE TABLE IF NOT EXISTS qa.live (
 BUILD_TABLES = """
 CREATE TABLE {schema}.documents (
     doc_id      TEXT PRIMARY KEY,
+    position    INTEGER NOT NULL,
     source      TEXT NOT NULL,
     title       TEXT NOT NULL,
     author      TEXT,
@@ -59,7 +61,6 @@ CREATE TABLE {schema}.documents (
     author_fold TEXT NOT NULL,
     outlet_fold TEXT NOT NULL,
     day         TEXT NOT NULL,
-    length      INTEGER NOT NULL,
     n_passages  INTEGER NOT NULL
 );
 CREATE TABLE {schema}.passages (
@@ -72,7 +73,6 @@ CREATE TABLE {schema}.passages (
     section    TEXT,
     n_tokens   INTEGER NOT NULL,
     text       TEXT NOT NULL,
-    length     INTEGER NOT NULL,
     text_key   TEXT NOT NULL,
     embedding  vector({dimension}) NOT NULL
 );
@@ -84,34 +84,23 @@ CREATE TABLE {schema}.sentences (
     vector   BYTEA NOT NULL,
     PRIMARY KEY (position, start)
 );
-CREATE TABLE {schema}.postings (lexeme TEXT NOT NULL, position INTEGER NOT NULL, tf_title INTEGER NOT NULL,
-                                tf_text INTEGER NOT NULL);
-CREATE TABLE {schema}.doc_postings (lexeme TEXT NOT NULL, doc_id TEXT NOT NULL, tf_title INTEGER NOT NULL,
-                                    tf_text INTEGER NOT NULL);
+CREATE TABLE {schema}.postings (term TEXT NOT NULL, positions BYTEA NOT NULL, title_tf BYTEA NOT NULL,
+                                text_tf BYTEA NOT NULL);
+CREATE TABLE {schema}.postings_stats (rows INTEGER NOT NULL, tokens BIGINT NOT NULL, lengths BYTEA NOT NULL);
+CREATE TABLE {schema}.document_postings (term TEXT NOT NULL, positions BYTEA NOT NULL, title_tf BYTEA NOT NULL,
+                                         text_tf BYTEA NOT NULL);
+CREATE TABLE {schema}.document_postings_stats (rows INTEGER NOT NULL, tokens BIGINT NOT NULL,
+                                               lengths BYTEA NOT NULL);
 """
 
-#: After loading: keys, lookups, term statistics. ``idf`` is FTS5's: ln((N - df + 0.5) / (df + 0.5)),
-#: and 1e-6 where that is not positive (a term in more than half the rows).
+#: After loading: keys and lookups.
 BUILD_INDEXES = """
 CREATE UNIQUE INDEX ON {schema}.passages (passage_id);
 CREATE UNIQUE INDEX ON {schema}.passages (doc_id, ordinal);
 CREATE INDEX ON {schema}.sentences (text_key);
 CREATE INDEX ON {schema}.passages (text_key);
-CREATE INDEX ON {schema}.postings (lexeme);
-CREATE INDEX ON {schema}.doc_postings (lexeme);
-CREATE TABLE {schema}.stats AS SELECT
-    (SELECT count(*) FROM {schema}.passages) AS passages,
-    (SELECT coalesce(avg(length), 0)::float8 FROM {schema}.passages) AS passage_length,
-    (SELECT count(*) FROM {schema}.documents) AS documents,
-    (SELECT coalesce(avg(length), 0)::float8 FROM {schema}.documents) AS document_length;
-CREATE TABLE {schema}.terms AS
-    SELECT lexeme, greatest(ln((s.passages - count(*) + 0.5) / (count(*) + 0.5)), 1e-6)::float8 AS idf
-    FROM {schema}.postings, {schema}.stats s GROUP BY lexeme, s.passages;
-CREATE TABLE {schema}.doc_terms AS
-    SELECT lexeme, greatest(ln((s.documents - count(*) + 0.5) / (count(*) + 0.5)), 1e-6)::float8 AS idf
-    FROM {schema}.doc_postings, {schema}.stats s GROUP BY lexeme, s.documents;
-ALTER TABLE {schema}.terms ADD PRIMARY KEY (lexeme);
-ALTER TABLE {schema}.doc_terms ADD PRIMARY KEY (lexeme);
+ALTER TABLE {schema}.postings ADD PRIMARY KEY (term);
+ALTER TABLE {schema}.document_postings ADD PRIMARY KEY (term);
 """
 
 #: pgvector HNSW over inner product (vectors are normalised, so it ranks as cosine).

@@ -5,14 +5,18 @@ is the cosine). A build whose vector index is flat is scored exactly, as the emb
 store's flat FAISS index is; a build with an HNSW index is searched through it with an
 iterative scan (pgvector 0.8), so a filter that rejects most neighbours still yields ``k``
 passages; a filter that allows few passages (up to :data:`EXACT_FILTERED`) scores them
-exactly instead. Lexical search is BM25 computed here from the term statistics the build
-wrote, with FTS5's formula and weights (see :mod:`qa.index.lexicon` and docs/postgresql.md).
-Every value is a bound parameter; the build's schema is a quoted identifier.
+exactly instead. Lexical search, of passages and of whole documents, scores the postings the
+build copied in (each term's list in one row, derived from FTS5's index as the embedded build
+derives its own: :mod:`qa.index.postings`) with the embedded store's scorer,
+:mod:`qa.index.bm25`, so both stores give the same passages with the same scores; a filter's
+passages become a mask over the lists, as in the embedded store. Every value is a bound
+parameter; the build's schema is a quoted identifier.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,10 +25,11 @@ from psycopg import sql
 
 from qa.embedding.base import Vectors
 from qa.errors import IndexStoreError
+from qa.index.bm25 import Postings
 from qa.index.filters import Filters, fold
-from qa.index.lexicon import K1, B, query_lexemes
 from qa.index.manifest import Manifest
 from qa.index.postgres.connection import Pool
+from qa.index.postings import DOCUMENTS, PASSAGES, SOURCES
 from qa.index.protocol import PassageScores, ScoredPassage, SentenceVectors, Weights
 from qa.index.records import DocumentRecord, PassageRecord
 from qa.index.vector_index import HNSW_EF_SEARCH
@@ -34,6 +39,13 @@ from qa.index.vector_index import HNSW_EF_SEARCH
 EXACT_FILTERED = 20_000
 #: pgvector's largest hnsw.ef_search; a k above it is served by the iterative scan.
 MAX_EF_SEARCH = 1000
+#: Filters whose allowed passages (a mask for the lexical side) are kept, as the embedded store
+#: keeps them: finding them reads every allowed passage's position from the database.
+#: A mask is one byte per passage, 1 MiB at 1M.
+_MASKS_CACHED = 4
+
+#: How a store runs a statement: :meth:`PostgresStore._rows`.
+_Rows = Callable[[sql.Composed, Sequence[Any]], list[tuple[Any, ...]]]
 
 _PASSAGE = 'p.position, p.passage_id, p.doc_id, p.ordinal, p.start, p."end", p.section, p.n_tokens, p.text'
 _DOCUMENT = (
@@ -86,6 +98,14 @@ class PostgresStore:
             row[0]: DocumentRecord.from_row(row)
             for row in self._rows(f"SELECT {_DOCUMENT} FROM {{s}}.documents d ORDER BY d.source", [])
         }
+        #: Each document's position in its postings (its place in the corpus order).
+        self._document_positions = {
+            str(d): int(n) for d, n in self._rows("SELECT d.doc_id, d.position FROM {s}.documents d", [])
+        }
+        self._postings = Postings.open(_Reader(self._rows, self._s, PASSAGES))
+        self._document_postings = Postings.open(_Reader(self._rows, self._s, DOCUMENTS))
+        self._masks: dict[Filters, np.ndarray] = {}
+        self._masks_lock = threading.Lock()
 
     # -- build identity -----------------------------------------------------------------------
 
@@ -150,17 +170,21 @@ class PostgresStore:
     def lexical(
         self, terms: Sequence[str], k: int, weights: Weights, filters: Filters | None = None
     ) -> list[ScoredPassage]:
-        lexemes = query_lexemes(terms)
-        if not lexemes:
+        held = self._postings.terms(terms)
+        if not any(held):
             return []
-        active = filters if filters is not None and filters.active() else None
-        where, params = self._allowed(active)
-        query = sql.SQL(
-            "SELECT p.position, p.passage_id, p.doc_id, b.score FROM ({bm25}) b "
-            "JOIN {s}.passages p ON p.position = b.position WHERE {w} ORDER BY b.score DESC, p.position LIMIT %s"
-        ).format(bm25=self._bm25_sql("true"), s=self._s, w=where)
-        rows = self._rows(query, [*self._bm25_params(lexemes, weights), *params, k])
-        return [ScoredPassage(str(p), str(d), int(pos), float(score)) for pos, p, d, score in rows]
+        mask = self._mask(filters) if filters is not None and filters.active() else None
+        if mask is not None and not mask.any():
+            return []
+        found = self._postings.top(held, k, weights, mask)
+        if not found:
+            return []
+        rows = self._rows(
+            "SELECT p.position, p.passage_id, p.doc_id FROM {s}.passages p WHERE p.position = ANY(%s)",
+            [[position for position, _ in found]],
+        )
+        ids = {int(pos): (str(p), str(d)) for pos, p, d in rows}
+        return [ScoredPassage(*ids[position], position, score) for position, score in found]
 
     def scores(
         self,
@@ -180,26 +204,16 @@ class PostgresStore:
         positions = {str(p): int(pos) for p, pos, _ in rows}
         cosines = {str(p): (None if c is None else float(c)) for p, _, c in rows}
         lexical: dict[int, float] = {}
-        lexemes = query_lexemes(terms or ())
-        if lexemes and positions:
-            bm25 = self._bm25_sql("t.position = ANY(%s)")
-            found = self._rows(bm25, [*self._bm25_params(lexemes, weights, list(positions.values()))])
-            lexical = {int(pos): float(score) for pos, score in found}
+        if terms and positions:
+            lexical = self._postings.scores(self._postings.terms(terms), list(positions.values()), weights)
         return {p: PassageScores(cosines[p], lexical.get(positions[p])) for p in passage_ids if p in positions}
 
     def document_scores(self, terms: Sequence[str], doc_ids: Sequence[str], weights: Weights) -> dict[str, float]:
-        lexemes = query_lexemes(terms)
-        if not lexemes or not doc_ids:
+        wanted = {self._document_positions[d]: d for d in dict.fromkeys(doc_ids) if d in self._document_positions}
+        if not terms or not wanted:
             return {}
-        rows = self._rows(
-            "SELECT t.doc_id, sum(q.idf * (x.w * %s) / (x.w + %s * (1 - %s + %s * d.length / st.document_length))) "
-            "FROM {s}.doc_postings t JOIN {s}.doc_terms q ON q.lexeme = t.lexeme "
-            "JOIN {s}.documents d ON d.doc_id = t.doc_id CROSS JOIN {s}.stats st "
-            "CROSS JOIN LATERAL (SELECT %s * t.tf_title + %s * t.tf_text AS w) x "
-            "WHERE t.lexeme = ANY(%s) AND t.doc_id = ANY(%s) GROUP BY t.doc_id",
-            [K1 + 1, K1, B, B, weights[0], weights[1], lexemes, list(doc_ids)],
-        )
-        return {str(d): float(score) for d, score in rows}
+        found = self._document_postings.scores(self._document_postings.terms(terms), list(wanted), weights)
+        return {wanted[position]: score for position, score in found.items()}
 
     # -- passages and documents -------------------------------------------------------------
 
@@ -265,17 +279,39 @@ class PostgresStore:
         rows = self._rows(query, params)
         return [str(d) for d, _ in rows] if sum(int(n) for _, n in rows) <= EXACT_FILTERED else None
 
-    def _bm25_sql(self, condition: str) -> sql.Composed:
-        """``(position, score)`` of the passages holding any of the lexemes, FTS5's bm25() with weights."""
-        return sql.SQL(
-            "SELECT t.position, sum(q.idf * (x.w * %s) / (x.w + %s * (1 - %s + %s * p.length / st.passage_length)))"
-            " AS score FROM {s}.postings t JOIN {s}.terms q ON q.lexeme = t.lexeme "
-            "JOIN {s}.passages p ON p.position = t.position CROSS JOIN {s}.stats st "
-            "CROSS JOIN LATERAL (SELECT %s * t.tf_title + %s * t.tf_text AS w) x "
-            "WHERE t.lexeme = ANY(%s) AND " + condition + " GROUP BY t.position"
-        ).format(s=self._s)
+    def _mask(self, active: Filters) -> np.ndarray:
+        """The passages ``active`` allows as a mask indexed by position (0..n), kept for the last few filters."""
+        with self._masks_lock:
+            mask = self._masks.get(active)
+        if mask is None:
+            where, params = self._allowed(active)
+            query = sql.SQL("SELECT p.position FROM {s}.passages p WHERE {w}").format(s=self._s, w=where)
+            mask = np.zeros(self.passage_count + 1, dtype=bool)
+            mask[[int(pos) for (pos,) in self._rows(query, params)]] = True
+            with self._masks_lock:
+                if len(self._masks) >= _MASKS_CACHED:
+                    del self._masks[next(iter(self._masks))]
+                self._masks[active] = mask
+        return mask
 
-    @staticmethod
-    def _bm25_params(lexemes: list[str], weights: Weights, positions: list[int] | None = None) -> list[Any]:
-        params: list[Any] = [K1 + 1, K1, B, B, float(weights[0]), float(weights[1]), lexemes]
-        return params if positions is None else [*params, positions]
+
+class _Reader:
+    """One set of a build's postings (:data:`~qa.index.postings.SOURCES`), read for :class:`qa.index.bm25.Postings`."""
+
+    def __init__(self, rows: _Rows, schema: sql.Identifier, name: str) -> None:
+        if name not in SOURCES:
+            raise ValueError(f"no postings named {name!r}")
+        self._rows = rows
+        self._lists = sql.SQL("SELECT term, positions, title_tf, text_tf FROM {}.{} WHERE term = ANY(%s)").format(
+            schema, sql.Identifier(name)
+        )
+        self._statistics = sql.SQL("SELECT rows, tokens, lengths FROM {}.{}").format(
+            schema, sql.Identifier(f"{name}_stats")
+        )
+
+    def statistics(self) -> tuple[int, int, bytes]:
+        rows, tokens, lengths = self._rows(self._statistics, [])[0]
+        return int(rows), int(tokens), bytes(lengths)
+
+    def lists(self, tokens: Sequence[str]) -> Iterable[tuple[str, bytes, bytes, bytes]]:
+        return [(str(t), bytes(p), bytes(a), bytes(b)) for t, p, a, b in self._rows(self._lists, [list(tokens)])]
