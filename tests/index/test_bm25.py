@@ -67,7 +67,7 @@ def test_top_passages_and_scores_equal_fts5(
     monkeypatch.setattr("qa.index.bm25.LOOKUP_COST", lookup_cost)
     monkeypatch.setattr("qa.index.bm25.PRUNE_MIN", prune_min)
     monkeypatch.setattr("qa.index.bm25.PRUNE_PASSAGES", prune_min)
-    postings = index._postings
+    postings = index._bm25.passages
     checked = 0
     for terms in _queries(index):
         if not terms:

@@ -129,10 +129,11 @@ def _same_ranking(a: list[str], b: list[str], scores: list[float], k: int) -> No
 
 def test_the_stores_hold_the_same_postings(pair: Pair) -> None:
     """Byte for byte: the same terms, rows, counts and lengths, from the same FTS5 derivation."""
-    for name in ("_postings", "_document_postings"):
-        embedded, postgres = getattr(pair.embedded, name)._reader, getattr(pair.postgres, name)._reader
+    for name, table in (("passages", "postings"), ("documents", "document_postings")):
+        embedded = getattr(pair.embedded._bm25, name)._reader  # type: ignore[attr-defined]
+        postgres = getattr(pair.postgres._bm25, name)._reader  # type: ignore[attr-defined]
         assert embedded.statistics() == postgres.statistics()
-        terms = [t for (t,) in pair.embedded._db.query(f"SELECT term FROM {name[1:]}")]  # type: ignore[attr-defined]  # noqa: S608
+        terms = [t for (t,) in pair.embedded._db.query(f"SELECT term FROM {table}")]  # type: ignore[attr-defined]  # noqa: S608
         assert len(terms) > 500
         assert sorted(embedded.lists(terms)) == sorted(postgres.lists(terms))
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -321,3 +321,46 @@ class Postings:
                 self._bounds.clear()
             bound = self._bounds[key] = float(self._shares(term, weights, slice(None)).max())
         return bound
+
+
+class BuildBM25:
+    """One build's BM25 for the store that holds it: passages and whole documents, from the postings
+    that store fetches (:class:`PostingsReader`), by row position; the store maps positions to ids."""
+
+    def __init__(
+        self, passages: PostingsReader, documents: PostingsReader, document_positions: Callable[[], dict[str, int]]
+    ) -> None:
+        self.passages = Postings.open(passages)
+        self.documents = Postings.open(documents)
+        #: Each document's row in its postings (its place in the corpus order), read on first use.
+        self._document_positions = functools.cache(document_positions)
+
+    def top(
+        self, terms: Sequence[str], k: int, weights: tuple[float, float], allowed: Callable[[], np.ndarray | None]
+    ) -> list[tuple[int, float]]:
+        """The ``k`` best passages holding any term, ``(position, score)`` best first; ``allowed`` gives the
+        filter's mask by position (``None``: no filter), asked only when some term is held at all."""
+        held = self.passages.terms(terms)
+        if not any(held):
+            return []
+        mask = allowed()
+        if mask is not None and not mask.any():
+            return []
+        return self.passages.top(held, k, weights, mask)
+
+    def scores(self, terms: Sequence[str], positions: Sequence[int], weights: tuple[float, float]) -> dict[int, float]:
+        """BM25 of the passages at ``positions`` that hold any term."""
+        if not terms or not positions:
+            return {}
+        return self.passages.scores(self.passages.terms(terms), positions, weights)
+
+    def document_scores(
+        self, terms: Sequence[str], doc_ids: Sequence[str], weights: tuple[float, float]
+    ) -> dict[str, float]:
+        """BM25 of these whole documents (title and cleaned text) that hold any term."""
+        positions = self._document_positions()
+        wanted = {positions[d]: d for d in dict.fromkeys(doc_ids) if d in positions}
+        if not terms or not wanted:
+            return {}
+        found = self.documents.scores(self.documents.terms(terms), list(wanted), weights)
+        return {wanted[position]: score for position, score in found.items()}

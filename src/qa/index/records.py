@@ -12,6 +12,39 @@ from dataclasses import dataclass
 
 from qa.ingest.extract import PageSpan
 
+#: A document's columns as both engines' SQL declares them (each engine adds its own around them).
+DOCUMENT_TABLE_COLUMNS = """
+    doc_id      TEXT PRIMARY KEY,
+    source      TEXT NOT NULL,
+    title       TEXT NOT NULL,
+    author      TEXT,
+    url         TEXT,
+    published   TEXT,
+    outlet      TEXT,
+    sha256      TEXT NOT NULL,
+    encoding    TEXT NOT NULL,
+    format      TEXT NOT NULL,
+    -- A PDF's page map as JSON: [[page, label, start, end], ...] into text; NULL for other formats.
+    pages       TEXT,
+    text        TEXT NOT NULL,
+    cleaned     TEXT NOT NULL"""
+#: A passage's columns as both engines' SQL declares them, after its position (1..n in the build).
+PASSAGE_TABLE_COLUMNS = """
+    passage_id TEXT NOT NULL,
+    doc_id     TEXT NOT NULL,
+    ordinal    INTEGER NOT NULL,
+    start      INTEGER NOT NULL,
+    "end"      INTEGER NOT NULL,
+    section    TEXT,
+    n_tokens   INTEGER NOT NULL,
+    text       TEXT NOT NULL"""
+#: A sentence's columns: its passage's position, ``[start, end)`` in the passage's text, its vector
+#: (float32 bytes), keyed by (position, start).
+SENTENCE_TABLE_COLUMNS = """
+    position   INTEGER NOT NULL,
+    start      INTEGER NOT NULL,
+    "end"      INTEGER NOT NULL"""
+
 
 @dataclass(frozen=True)
 class PassageRecord:

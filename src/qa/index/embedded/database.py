@@ -17,7 +17,12 @@ import numpy as np
 from qa.embedding.base import Vectors
 from qa.errors import IndexCorruptError, IndexStoreError
 from qa.index.postings import fill_fts, write_postings
-from qa.index.records import encode_pages
+from qa.index.records import (
+    DOCUMENT_TABLE_COLUMNS,
+    PASSAGE_TABLE_COLUMNS,
+    SENTENCE_TABLE_COLUMNS,
+    encode_pages,
+)
 from qa.ingest.chunking import Passage
 from qa.ingest.cleaning import cleaned_text
 from qa.ingest.documents import Document
@@ -25,42 +30,20 @@ from qa.ingest.documents import Document
 #: ``([(passage index from 0, start, end), ...], vectors)``: the sentences of a build's passages.
 Sentences = tuple[Sequence[tuple[int, int, int]], Vectors]
 
-SCHEMA = """
-CREATE TABLE documents (
-    doc_id     TEXT PRIMARY KEY,
-    source     TEXT NOT NULL,
-    title      TEXT NOT NULL,
-    author     TEXT,
-    url        TEXT,
-    published  TEXT,
-    outlet     TEXT,
-    sha256     TEXT NOT NULL,
-    encoding   TEXT NOT NULL,
-    text       TEXT NOT NULL,
-    cleaned    TEXT NOT NULL,
-    format     TEXT NOT NULL,
-    -- A PDF's page map as JSON: [[page, label, start, end], ...] into text; NULL for other formats.
-    pages      TEXT
+SCHEMA = f"""
+CREATE TABLE documents ({DOCUMENT_TABLE_COLUMNS}
 );
 CREATE TABLE passages (
-    rowid      INTEGER PRIMARY KEY,
-    passage_id TEXT NOT NULL UNIQUE,
-    doc_id     TEXT NOT NULL REFERENCES documents(doc_id),
-    ordinal    INTEGER NOT NULL,
-    start      INTEGER NOT NULL,
-    "end"      INTEGER NOT NULL,
-    section    TEXT,
-    n_tokens   INTEGER NOT NULL,
-    text       TEXT NOT NULL,
-    UNIQUE (doc_id, ordinal)
+    rowid      INTEGER PRIMARY KEY,{PASSAGE_TABLE_COLUMNS},
+    UNIQUE (passage_id),
+    UNIQUE (doc_id, ordinal),
+    FOREIGN KEY (doc_id) REFERENCES documents(doc_id)
 );
 -- Each passage's sentences as [start, end) in its text, with the model's vector (float32).
-CREATE TABLE sentences (
-    passage    INTEGER NOT NULL REFERENCES passages(rowid),
-    start      INTEGER NOT NULL,
-    "end"      INTEGER NOT NULL,
+CREATE TABLE sentences ({SENTENCE_TABLE_COLUMNS},
     vector     BLOB NOT NULL,
-    PRIMARY KEY (passage, start)
+    PRIMARY KEY (position, start),
+    FOREIGN KEY (position) REFERENCES passages(rowid)
 ) WITHOUT ROWID;
 """
 PASSAGE_COLUMNS = 'rowid, passage_id, doc_id, ordinal, start, "end", section, n_tokens, text'
@@ -138,7 +121,7 @@ def write_database(
             )
         cleaned = [cleaned_text(d.text, list(d.blocks)) for d in documents]
         db.executemany(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO documents ({DOCUMENT_COLUMNS}, text, cleaned) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     d.doc_id,
@@ -150,10 +133,10 @@ def write_database(
                     d.outlet,
                     d.sha256,
                     d.encoding,
-                    d.text,
-                    c,
                     d.format,
                     encode_pages(d.pages),
+                    d.text,
+                    c,
                 )
                 for d, c in zip(documents, cleaned, strict=True)
             ],

@@ -118,7 +118,8 @@ class BuildDatabase:
             return out
         marks = ",".join("?" * len(positions))
         rows = self.query(
-            f'SELECT passage, start, "end", vector FROM sentences WHERE passage IN ({marks}) ORDER BY passage, start',
+            f'SELECT position, start, "end", vector FROM sentences WHERE position IN ({marks}) '
+            "ORDER BY position, start",
             list(positions.values()),
         )
         ids = {position: passage_id for passage_id, position in positions.items()}

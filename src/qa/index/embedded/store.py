@@ -22,7 +22,7 @@ import numpy as np
 
 from qa.embedding.base import Vectors
 from qa.errors import IndexCorruptError, IndexStoreError
-from qa.index.bm25 import Postings
+from qa.index.bm25 import BuildBM25
 from qa.index.embedded.database import open_database
 from qa.index.embedded.folder import current_build_id
 from qa.index.embedded.integrity import check_files
@@ -45,8 +45,9 @@ from qa.index.manifest import (
     check_manifest,
     read_manifest,
 )
+from qa.index.open_build import OpenBuild
 from qa.index.postings import DOCUMENTS, PASSAGES, StoredPostings
-from qa.index.protocol import PassageScores, ScoredPassage, SentenceVectors, Weights
+from qa.index.protocol import ScoredPassage, SentenceVectors, Weights
 from qa.index.records import DocumentRecord, PassageRecord
 
 #: Passage positions remembered per request thread (:meth:`Index._positions`): a question's
@@ -62,7 +63,7 @@ _KNOWN_POSITIONS = 4096
 _ALLOWED_CACHED = 4
 
 
-class EmbeddedStore:
+class EmbeddedStore(OpenBuild):
     """One open build: vectors in FAISS, passages and documents in SQLite."""
 
     def __init__(self, path: Path, manifest: Manifest, db: sqlite3.Connection, vectors: Any) -> None:
@@ -74,11 +75,10 @@ class EmbeddedStore:
         #: The fp16 copy a large flat index is scanned through (``None``: searched as it is).
         self._half = half_scan(vectors, self.vector_spec)
         self._documents = self._db.documents()
-        #: The build's postings of passages and of whole documents (BM25 bounded by the query's terms).
-        self._postings = Postings.open(StoredPostings(self._db, PASSAGES))
-        self._document_postings = Postings.open(StoredPostings(self._db, DOCUMENTS))
-        #: Each document's position in its postings (read on first use).
-        self._document_positions: dict[str, int] | None = None
+        #: The build's BM25 over its postings of passages and of whole documents (bounded by the query's terms).
+        self._bm25 = BuildBM25(
+            StoredPostings(self._db, PASSAGES), StoredPostings(self._db, DOCUMENTS), self._db.document_positions
+        )
         #: Per request thread: the last filter's allowed positions and the positions of the
         #: passages the searches last returned (see :meth:`_positions`).
         self._recent = threading.local()
@@ -126,14 +126,6 @@ class EmbeddedStore:
     # -- build identity ------------------------------------------------------------------------
 
     @property
-    def manifest(self) -> Manifest:
-        return self._manifest
-
-    @property
-    def build_id(self) -> str:
-        return self._manifest.build_id
-
-    @property
     def passage_count(self) -> int:
         return int(self._vectors.ntotal)
 
@@ -164,41 +156,11 @@ class EmbeddedStore:
     def lexical(
         self, terms: Sequence[str], k: int, weights: Weights, filters: Filters | None = None
     ) -> list[ScoredPassage]:
-        held = self._postings.terms(terms)
-        if not any(held):
-            return []
-        allowed = self._allowed(filters)
-        if allowed is not None and not allowed.positions:
-            return []
-        mask = None if allowed is None else allowed.mask(self.passage_count)
-        return self._scored(self._postings.top(held, k, weights, mask))
+        def mask() -> np.ndarray | None:
+            allowed = self._allowed(filters)
+            return None if allowed is None else allowed.mask(self.passage_count)
 
-    def scores(
-        self,
-        passage_ids: Sequence[str],
-        query: Vectors | None = None,
-        terms: Sequence[str] | None = None,
-        weights: Weights = (1.0, 1.0),
-    ) -> dict[str, PassageScores]:
-        positions = self._positions(passage_ids)
-        ids = [p for p in passage_ids if p in positions]
-        cosines: dict[str, float] = {}
-        if query is not None and ids:
-            values = reconstruct(self._vectors, [positions[p] for p in ids]) @ query
-            cosines = {p: float(c) for p, c in zip(ids, values, strict=True)}
-        bm25: dict[int, float] = {}
-        if terms and ids:
-            bm25 = self._postings.scores(self._postings.terms(terms), [positions[p] for p in ids], weights)
-        return {p: PassageScores(cosines.get(p), bm25.get(positions[p])) for p in ids}
-
-    def document_scores(self, terms: Sequence[str], doc_ids: Sequence[str], weights: Weights) -> dict[str, float]:
-        if self._document_positions is None:
-            self._document_positions = self._db.document_positions()
-        wanted = {self._document_positions[d]: d for d in dict.fromkeys(doc_ids) if d in self._document_positions}
-        if not terms or not wanted:
-            return {}
-        found = self._document_postings.scores(self._document_postings.terms(terms), list(wanted), weights)
-        return {wanted[position]: score for position, score in found.items()}
+        return self._scored(self._bm25.top(terms, k, weights, mask))
 
     # -- passages and documents -------------------------------------------------------------
 
@@ -224,6 +186,14 @@ class EmbeddedStore:
         return self._db.document_passages(doc_id)
 
     # -- internals -----------------------------------------------------------------------
+
+    def _located(self, passage_ids: Sequence[str], query: Vectors | None) -> tuple[dict[str, int], dict[str, float]]:
+        positions = self._positions(passage_ids)
+        ids = [p for p in dict.fromkeys(passage_ids) if p in positions]
+        if query is None or not ids:
+            return positions, {}
+        values = reconstruct(self._vectors, [positions[p] for p in ids]) @ query
+        return positions, {p: float(c) for p, c in zip(ids, values, strict=True)}
 
     def _allowed(self, filters: Filters | None) -> _Allowed | None:
         """The passages ``filters`` allow (``None``: no filter). The last few filters' answers are

@@ -25,6 +25,8 @@ import re
 
 from psycopg import sql
 
+from qa.index.records import DOCUMENT_TABLE_COLUMNS, PASSAGE_TABLE_COLUMNS, SENTENCE_TABLE_COLUMNS
+
 #: Registry and live pointer, created once per database.
 REGISTRY = """
 CREATE EXTENSION IF NOT EXISTS vector;
@@ -42,46 +44,29 @@ CREATE TABLE IF NOT EXISTS qa.live (
 """
 
 #: One build's tables, before loading (indexes come after COPY). ``{dimension}`` is an int.
-BUILD_TABLES = """
-CREATE TABLE {schema}.documents (
-    doc_id      TEXT PRIMARY KEY,
+BUILD_TABLES = (
+    """
+CREATE TABLE {schema}.documents ("""
+    + DOCUMENT_TABLE_COLUMNS
+    + """,
     position    INTEGER NOT NULL,
-    source      TEXT NOT NULL,
-    title       TEXT NOT NULL,
-    author      TEXT,
-    url         TEXT,
-    published   TEXT,
-    outlet      TEXT,
-    sha256      TEXT NOT NULL,
-    encoding    TEXT NOT NULL,
-    format      TEXT NOT NULL,
-    pages       TEXT,
-    text        TEXT NOT NULL,
-    cleaned     TEXT NOT NULL,
     author_fold TEXT NOT NULL,
     outlet_fold TEXT NOT NULL,
     day         TEXT NOT NULL,
     n_passages  INTEGER NOT NULL
 );
 CREATE TABLE {schema}.passages (
-    position   INTEGER PRIMARY KEY,
-    passage_id TEXT NOT NULL,
-    doc_id     TEXT NOT NULL,
-    ordinal    INTEGER NOT NULL,
-    start      INTEGER NOT NULL,
-    "end"      INTEGER NOT NULL,
-    section    TEXT,
-    n_tokens   INTEGER NOT NULL,
-    text       TEXT NOT NULL,
+    position   INTEGER PRIMARY KEY,"""
+    + PASSAGE_TABLE_COLUMNS
+    + """,
     text_key   TEXT NOT NULL,
     embedding  vector({dimension}) NOT NULL
 );
-CREATE TABLE {schema}.sentences (
-    position INTEGER NOT NULL,
-    start    INTEGER NOT NULL,
-    "end"    INTEGER NOT NULL,
-    text_key TEXT NOT NULL,
-    vector   BYTEA NOT NULL,
+CREATE TABLE {schema}.sentences ("""
+    + SENTENCE_TABLE_COLUMNS
+    + """,
+    text_key   TEXT NOT NULL,
+    vector     BYTEA NOT NULL,
     PRIMARY KEY (position, start)
 );
 CREATE TABLE {schema}.postings (term TEXT NOT NULL, positions BYTEA NOT NULL, title_tf BYTEA NOT NULL,
@@ -92,6 +77,7 @@ CREATE TABLE {schema}.document_postings (term TEXT NOT NULL, positions BYTEA NOT
 CREATE TABLE {schema}.document_postings_stats (rows INTEGER NOT NULL, tokens BIGINT NOT NULL,
                                                lengths BYTEA NOT NULL);
 """
+)
 
 #: After loading: keys and lookups.
 BUILD_INDEXES = """

@@ -25,12 +25,13 @@ from psycopg import sql
 
 from qa.embedding.base import Vectors
 from qa.errors import IndexStoreError
-from qa.index.bm25 import Postings
+from qa.index.bm25 import BuildBM25
 from qa.index.filters import Filters, fold
 from qa.index.manifest import Manifest
+from qa.index.open_build import OpenBuild
 from qa.index.postgres.connection import Pool
 from qa.index.postings import DOCUMENTS, PASSAGES, SOURCES
-from qa.index.protocol import PassageScores, ScoredPassage, SentenceVectors, Weights
+from qa.index.protocol import ScoredPassage, SentenceVectors, Weights
 from qa.index.records import DocumentRecord, PassageRecord
 from qa.index.vector_index import HNSW_EF_SEARCH
 
@@ -83,7 +84,7 @@ def filter_condition(filters: Filters) -> tuple[sql.Composable, list[Any]]:
     return (sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("true")), params
 
 
-class PostgresStore:
+class PostgresStore(OpenBuild):
     """One complete build in a PostgreSQL database, read by request threads through a pool."""
 
     def __init__(self, pool: Pool, schema: str, manifest: Manifest, owns_pool: bool = True) -> None:
@@ -98,24 +99,13 @@ class PostgresStore:
             row[0]: DocumentRecord.from_row(row)
             for row in self._rows(f"SELECT {_DOCUMENT} FROM {{s}}.documents d ORDER BY d.source", [])
         }
-        #: Each document's position in its postings (its place in the corpus order).
-        self._document_positions = {
-            str(d): int(n) for d, n in self._rows("SELECT d.doc_id, d.position FROM {s}.documents d", [])
-        }
-        self._postings = Postings.open(_Reader(self._rows, self._s, PASSAGES))
-        self._document_postings = Postings.open(_Reader(self._rows, self._s, DOCUMENTS))
+        self._bm25 = BuildBM25(
+            _Reader(self._rows, self._s, PASSAGES), _Reader(self._rows, self._s, DOCUMENTS), self._document_positions
+        )
         self._masks: dict[Filters, np.ndarray] = {}
         self._masks_lock = threading.Lock()
 
     # -- build identity -----------------------------------------------------------------------
-
-    @property
-    def manifest(self) -> Manifest:
-        return self._manifest
-
-    @property
-    def build_id(self) -> str:
-        return self._manifest.build_id
 
     @property
     def passage_count(self) -> int:
@@ -170,13 +160,8 @@ class PostgresStore:
     def lexical(
         self, terms: Sequence[str], k: int, weights: Weights, filters: Filters | None = None
     ) -> list[ScoredPassage]:
-        held = self._postings.terms(terms)
-        if not any(held):
-            return []
-        mask = self._mask(filters) if filters is not None and filters.active() else None
-        if mask is not None and not mask.any():
-            return []
-        found = self._postings.top(held, k, weights, mask)
+        active = filters if filters is not None and filters.active() else None
+        found = self._bm25.top(terms, k, weights, lambda: None if active is None else self._mask(active))
         if not found:
             return []
         rows = self._rows(
@@ -185,35 +170,6 @@ class PostgresStore:
         )
         ids = {int(pos): (str(p), str(d)) for pos, p, d in rows}
         return [ScoredPassage(*ids[position], position, score) for position, score in found]
-
-    def scores(
-        self,
-        passage_ids: Sequence[str],
-        query: Vectors | None = None,
-        terms: Sequence[str] | None = None,
-        weights: Weights = (1.0, 1.0),
-    ) -> dict[str, PassageScores]:
-        if not passage_ids:
-            return {}
-        rows = self._rows(
-            "SELECT p.passage_id, p.position, "
-            + ("-(p.embedding <#> %s::vector)" if query is not None else "NULL::float8")
-            + " FROM {s}.passages p WHERE p.passage_id = ANY(%s)",
-            ([vector_literal(query)] if query is not None else []) + [list(passage_ids)],
-        )
-        positions = {str(p): int(pos) for p, pos, _ in rows}
-        cosines = {str(p): (None if c is None else float(c)) for p, _, c in rows}
-        lexical: dict[int, float] = {}
-        if terms and positions:
-            lexical = self._postings.scores(self._postings.terms(terms), list(positions.values()), weights)
-        return {p: PassageScores(cosines[p], lexical.get(positions[p])) for p in passage_ids if p in positions}
-
-    def document_scores(self, terms: Sequence[str], doc_ids: Sequence[str], weights: Weights) -> dict[str, float]:
-        wanted = {self._document_positions[d]: d for d in dict.fromkeys(doc_ids) if d in self._document_positions}
-        if not terms or not wanted:
-            return {}
-        found = self._document_postings.scores(self._document_postings.terms(terms), list(wanted), weights)
-        return {wanted[position]: score for position, score in found.items()}
 
     # -- passages and documents -------------------------------------------------------------
 
@@ -266,6 +222,18 @@ class PostgresStore:
 
     # -- internals -----------------------------------------------------------------------
 
+    def _located(self, passage_ids: Sequence[str], query: Vectors | None) -> tuple[dict[str, int], dict[str, float]]:
+        if not passage_ids:
+            return {}, {}
+        rows = self._rows(
+            "SELECT p.passage_id, p.position, "
+            + ("-(p.embedding <#> %s::vector)" if query is not None else "NULL::float8")
+            + " FROM {s}.passages p WHERE p.passage_id = ANY(%s)",
+            ([vector_literal(query)] if query is not None else []) + [list(passage_ids)],
+        )
+        positions = {str(p): int(pos) for p, pos, _ in rows}
+        return positions, {str(p): float(c) for p, _, c in rows if c is not None}
+
     def _rows(self, query: str | sql.Composed, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         if self._closed:
             raise IndexStoreError(f"build {self.build_id} in {self._pool.where} is closed")
@@ -278,6 +246,10 @@ class PostgresStore:
         query = sql.SQL("SELECT d.doc_id, d.n_passages FROM {s}.documents d WHERE {c}").format(s=self._s, c=condition)
         rows = self._rows(query, params)
         return [str(d) for d, _ in rows] if sum(int(n) for _, n in rows) <= EXACT_FILTERED else None
+
+    def _document_positions(self) -> dict[str, int]:
+        """Each document's position in its postings (its place in the corpus order)."""
+        return {str(d): int(n) for d, n in self._rows("SELECT d.doc_id, d.position FROM {s}.documents d", [])}
 
     def _mask(self, active: Filters) -> np.ndarray:
         """The passages ``active`` allows as a mask indexed by position (0..n), kept for the last few filters."""
