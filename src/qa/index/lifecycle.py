@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from qa.embedding.base import Embedder
 from qa.embedding.identity import ModelIdentity
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStoreError, RollbackError
-from qa.index.manifest import FORMAT_VERSION, BuildIdentity, compatibility_problems
+from qa.index.manifest import FORMAT_VERSION, BuildIdentity, corpus_record, manifest_stale_reason
 from qa.index.prepare import BuildReport, Prepared, Progress, VectorSource, prepare
 from qa.index.protocol import PassageStore
 from qa.index.vector_index import VectorIndexMode, VectorIndexSpec, choose_vector_index
@@ -39,8 +39,6 @@ from qa.ingest.chunking import ChunkerConfig
 from qa.ingest.documents import (
     Document,
     Skipped,
-    corpus_fingerprint,
-    extractors_used,
     read_corpus,
 )
 from qa.ingest.extract import ExtractionCache
@@ -375,15 +373,6 @@ class StoreLocation:
             return None
 
 
-def corpus_record(corpus_dir: Path) -> dict[str, Any]:
-    """What a manifest records of a corpus folder: its path, fingerprint and the extractors it needs."""
-    corpus: dict[str, Any] = {"path": str(corpus_dir), "sha256": corpus_fingerprint(corpus_dir)}
-    extractors = extractors_used(corpus_dir)
-    if extractors:
-        corpus["extractors"] = extractors
-    return corpus
-
-
 def new_build_id(record: dict[str, Any], taken: Callable[[str], bool]) -> str:
     """``<UTC time to the ms>-<hash of what was built>``, with ``-2``, ``-3``... while ``taken`` says so."""
     what = {k: record.get(k) for k in _BUILD_ID_KEYS}
@@ -396,30 +385,3 @@ def new_build_id(record: dict[str, Any], taken: Callable[[str], bool]) -> str:
         build_id = f"{stamp}-{content}-{n}"
         n += 1
     return build_id
-
-
-def manifest_stale_reason(
-    manifest: dict[str, Any],
-    corpus_dir: Path,
-    embedder: Embedder,
-    config: ChunkerConfig,
-    vector_index: VectorIndexMode = "auto",
-) -> str | None:
-    """Why a live build with this manifest no longer matches the corpus and settings (any store)."""
-    expected = BuildIdentity.of(embedder, config)
-    problems = compatibility_problems(manifest, expected)
-    if problems:
-        return "; ".join(problems)
-    built_with = (manifest.get("model") or {}).get("encoder") or "torch"
-    if built_with != expected.model.encoder_name:
-        return (
-            f"build {manifest.get('build_id')} was embedded by the {built_with} encoder, "
-            f"settings say {expected.model.encoder_name}"
-        )
-    if (manifest.get("corpus") or {}).get("sha256") != corpus_fingerprint(corpus_dir):
-        return f"the articles in {corpus_dir} changed since build {manifest.get('build_id')}"
-    wanted = choose_vector_index(int(manifest.get("passages") or 0), vector_index).describe()
-    held = manifest.get("vectors") or {"type": "flat"}
-    if held != wanted:
-        return f"build {manifest.get('build_id')} holds a {held} vector index, settings ask for {wanted}"
-    return None

@@ -1,8 +1,9 @@
-"""A build's manifest: read as JSON, checked, and typed for every reader above the store.
+"""A build's manifest: read as JSON, checked, and typed for every reader above the store; what a
+build is made with (:class:`BuildIdentity`) and whether a live build still matches the corpus and
+settings (:func:`manifest_stale_reason`), whichever store holds it.
 
-The JSON keys are the ones builds have always written (so existing builds still open);
-:class:`Manifest` is what the rest of the service reads: ``manifest.model.name``, not
-``manifest["model"]["name"]``.
+The JSON keys are the ones builds have always written; :class:`Manifest` is what the rest of the
+service reads: ``manifest.model.name``, not ``manifest["model"]["name"]``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 from qa.embedding.base import Embedder
 from qa.embedding.identity import ModelIdentity
 from qa.errors import IndexCorruptError, IndexMismatchError
-from qa.index.vector_index import VectorIndexSpec
+from qa.index.vector_index import VectorIndexMode, VectorIndexSpec, choose_vector_index
+from qa.ingest.chunking import ChunkerConfig
+from qa.ingest.documents import corpus_fingerprint, extractors_used
 
 #: The file a build folder's manifest is written to (and what manifest messages name).
 MANIFEST = "manifest.json"
@@ -177,3 +180,39 @@ def check_compatible(manifest: dict[str, Any], expected: BuildIdentity | None, w
             + ". Rebuild it with `qa build` using the current settings, or set QA_MODEL and the "
             "chunker settings to those the index was built with."
         )
+
+
+def corpus_record(corpus_dir: Path) -> dict[str, Any]:
+    """What a manifest records of a corpus folder: its path, fingerprint and the extractors it needs."""
+    corpus: dict[str, Any] = {"path": str(corpus_dir), "sha256": corpus_fingerprint(corpus_dir)}
+    extractors = extractors_used(corpus_dir)
+    if extractors:
+        corpus["extractors"] = extractors
+    return corpus
+
+
+def manifest_stale_reason(
+    manifest: dict[str, Any],
+    corpus_dir: Path,
+    embedder: Embedder,
+    config: ChunkerConfig,
+    vector_index: VectorIndexMode = "auto",
+) -> str | None:
+    """Why a live build with this manifest no longer matches the corpus and settings (any store)."""
+    expected = BuildIdentity.of(embedder, config)
+    problems = compatibility_problems(manifest, expected)
+    if problems:
+        return "; ".join(problems)
+    built_with = (manifest.get("model") or {}).get("encoder") or "torch"
+    if built_with != expected.model.encoder_name:
+        return (
+            f"build {manifest.get('build_id')} was embedded by the {built_with} encoder, "
+            f"settings say {expected.model.encoder_name}"
+        )
+    if (manifest.get("corpus") or {}).get("sha256") != corpus_fingerprint(corpus_dir):
+        return f"the articles in {corpus_dir} changed since build {manifest.get('build_id')}"
+    wanted = choose_vector_index(int(manifest.get("passages") or 0), vector_index).describe()
+    held = manifest.get("vectors") or {"type": "flat"}
+    if held != wanted:
+        return f"build {manifest.get('build_id')} holds a {held} vector index, settings ask for {wanted}"
+    return None
