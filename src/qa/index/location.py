@@ -9,6 +9,7 @@ holding only a folder or a URL (scripts, tests, ``qa.build_index``).
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 
 from qa.embedding.base import Embedder
@@ -43,20 +44,14 @@ def build_index(
     vector_index: VectorIndexMode = "auto",
 ) -> BuildReport:
     """Build the articles in ``corpus_dir`` into a new build at ``where`` and make it live."""
-    location = locate(where)
-    try:
+    with closing(locate(where)) as location:
         return location.build_corpus(corpus_dir, embedder, config, progress, vector_index)
-    finally:
-        location.close()
 
 
 def rollback(where: Path | str, expected: BuildIdentity | None = None) -> tuple[str, str]:
     """Make the previous build at ``where`` live again (see :meth:`StoreLocation.rollback`)."""
-    location = locate(where)
-    try:
+    with closing(locate(where)) as location:
         return location.rollback(expected)
-    finally:
-        location.close()
 
 
 def stale_reason(
@@ -67,8 +62,5 @@ def stale_reason(
     vector_index: VectorIndexMode = "auto",
 ) -> str | None:
     """Why the live build at ``where`` no longer matches the corpus and settings, or ``None`` if it does."""
-    location = locate(where)
-    try:
+    with closing(locate(where)) as location:
         return location.stale_reason(corpus_dir, embedder, config, vector_index)
-    finally:
-        location.close()

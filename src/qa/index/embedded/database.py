@@ -8,8 +8,9 @@ score ties, which any other store can keep as a plain column.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +71,7 @@ def open_database(path: Path) -> sqlite3.Connection:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     except sqlite3.DatabaseError as exc:
         raise IndexCorruptError(f"{path} is unreadable ({exc}): rebuild with `qa build`") from None
-    try:
+    with closed_on_error(db, path):
         db.execute(f"PRAGMA mmap_size = {READ_MAP_BYTES}")
         problems = [row[0] for row in db.execute("PRAGMA quick_check(5)").fetchall()]
         if problems != ["ok"]:
@@ -78,13 +79,20 @@ def open_database(path: Path) -> sqlite3.Connection:
             raise IndexCorruptError(f"{path} is corrupt (SQLite quick_check: {found[:200]}): rebuild with `qa build`")
         db.execute("SELECT COUNT(*) FROM documents").fetchone()
         db.execute("SELECT COUNT(*) FROM passages").fetchone()
+    return db
+
+
+@contextlib.contextmanager
+def closed_on_error(db: sqlite3.Connection, path: Path) -> Iterator[None]:
+    """Close ``db`` when the block fails; an SQLite error in it is :class:`IndexCorruptError` naming ``path``."""
+    try:
+        yield
     except sqlite3.DatabaseError as exc:
         db.close()
         raise IndexCorruptError(f"{path} is unreadable ({exc}): rebuild with `qa build`") from None
-    except IndexStoreError:
+    except BaseException:
         db.close()
         raise
-    return db
 
 
 def check_sqlite_header(path: Path) -> None:

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from qa.embedding.base import Vectors
-from qa.errors import IndexCorruptError, IndexStoreError
+from qa.errors import IndexCorruptError
 from qa.index.bm25 import BuildBM25
-from qa.index.embedded.database import open_database
+from qa.index.embedded.database import closed_on_error, open_database
 from qa.index.embedded.folder import current_build_id
 from qa.index.embedded.integrity import check_files
 from qa.index.embedded.layout import DATABASE, VECTORS
@@ -111,17 +111,11 @@ class EmbeddedStore(OpenBuild):
         check_manifest(build_dir, raw)
         check_files(build_dir, raw)
         db = open_database(build_dir / DATABASE)
-        try:
+        with closed_on_error(db, build_dir / DATABASE):
             vectors = read_vectors(build_dir / VECTORS, raw.get("vectors"))
-            index = cls(build_dir, Manifest.from_json(raw, build_dir), db, vectors)
-            index._check_counts()
-        except sqlite3.DatabaseError as exc:
-            db.close()
-            raise IndexCorruptError(f"{build_dir / DATABASE} is unreadable ({exc}): rebuild with `qa build`") from None
-        except IndexStoreError:
-            db.close()
-            raise
-        return index
+            store = cls(build_dir, Manifest.from_json(raw, build_dir), db, vectors)
+            store._check_counts()
+        return store
 
     # -- build identity ------------------------------------------------------------------------
 
