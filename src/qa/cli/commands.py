@@ -297,7 +297,7 @@ def eval_command(
     with Service.from_settings(settings) as service:
         try:
             if beir_dir is not None:
-                index_dir: Path | StoreLocation = (
+                where: Path | StoreLocation = (
                     service.location
                     if settings.store is not None
                     else options.get("index_dir") or Path("bench-results") / f"index-{beir_dir.resolve().name}"
@@ -305,7 +305,7 @@ def eval_command(
                 figures: dict[str, Any] = run_beir(
                     beir_dir,
                     split,
-                    index_dir,
+                    where,
                     service.passage_encoder,
                     service.chunker,
                     chosen,

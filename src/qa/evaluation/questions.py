@@ -276,33 +276,33 @@ def evaluate_beir(
 
 def open_beir_index(
     benchmark: Benchmark,
-    index_dir: Path | StoreLocation,
+    where: Path | StoreLocation,
     embedder: Embedder,
     config: ChunkerConfig,
     progress: Progress | None = None,
 ) -> PassageStore:
-    """The index of a benchmark's corpus, built first unless ``index_dir`` already holds it.
+    """The index of a benchmark's corpus, built first unless ``where`` already holds it.
 
     The corpus is chunked and embedded as the service is configured (``config``), so the
     figures describe what is served: titles are embedded only when ``embed_title`` is on
     (it is off by default; on SQuAD it bought nothing: docs/benchmarks.md, "SQuAD").
     Vectors already embedded for the same text are reused from the folder's cache.
     """
-    return open_store(index_dir, _beir_build(benchmark, index_dir, embedder, config, progress))
+    return open_store(where, _beir_build(benchmark, where, embedder, config, progress))
 
 
 def _beir_build(
     benchmark: Benchmark,
-    index_dir: Path | StoreLocation,
+    where: Path | StoreLocation,
     embedder: Embedder,
     config: ChunkerConfig,
     progress: Progress | None,
 ) -> BuildIdentity:
-    """Build the benchmark's corpus into ``index_dir`` (a folder or a database) unless it holds it already;
+    """Build the benchmark's corpus into ``where`` (a folder or a database) unless it holds it already;
     what opening it expects."""
     corpus = {"path": str(benchmark.path.resolve()), "sha256": benchmark.fingerprint()}
     expected = BuildIdentity.of(embedder, config)
-    location = locate(index_dir)
+    location = locate(where)
     try:
         manifest = location.live_manifest()
         fresh = not compatibility_problems(manifest, expected) and manifest.get("corpus") == corpus
@@ -316,21 +316,21 @@ def _beir_build(
 def run_beir(
     path: Path,
     split: str,
-    index_dir: Path | StoreLocation,
+    where: Path | StoreLocation,
     embedder: Embedder,
     config: ChunkerConfig,
     modes: Sequence[Mode] = MODES,
     progress: Progress | None = None,
     query_embedder: Embedder | None = None,
 ) -> dict[str, Any]:
-    """``qa eval --beir``: index the benchmark's corpus (unless ``index_dir`` already holds it) and score it.
+    """``qa eval --beir``: index the benchmark's corpus (unless ``where`` already holds it) and score it.
 
     ``embedder`` builds the index; ``query_embedder`` (default: the same) encodes the queries.
     """
     benchmark = load_benchmark(path, split)
-    expected = _beir_build(benchmark, index_dir, embedder, config, progress)
-    searcher = open_searcher(index_dir, query_embedder or embedder, expected)
-    index = searcher.store
+    expected = _beir_build(benchmark, where, embedder, config, progress)
+    searcher = open_searcher(where, query_embedder or embedder, expected)
+    store = searcher.store
     try:
         scores = evaluate_beir(searcher, benchmark, modes)
         return {
@@ -338,17 +338,17 @@ def run_beir(
             "split": split,
             "queries": len(benchmark.queries),
             "documents": len(benchmark.documents),
-            "passages": index.passage_count,
-            "build_id": index.build_id,
+            "passages": store.passage_count,
+            "build_id": store.build_id,
             "modes": scores,
         }
     finally:
-        index.close()
+        store.close()
 
 
 def run_questions(
     path: Path,
-    index_dir: Path | StoreLocation,
+    where: Path | StoreLocation,
     embedder: Embedder,
     config: ChunkerConfig,
     modes: Sequence[Mode] = MODES,
@@ -358,8 +358,8 @@ def run_questions(
     top 3, mean passage length and abstention for each mode over the built index (every
     ``sample``-th question)."""
     questions = load_questions(path, sample)
-    searcher = open_searcher(index_dir, embedder, BuildIdentity.of(embedder, config))
-    index = searcher.store
+    searcher = open_searcher(where, embedder, BuildIdentity.of(embedder, config))
+    store = searcher.store
     try:
         figures: dict[str, Any] = {}
         for mode in modes:
@@ -379,8 +379,8 @@ def run_questions(
         return {
             "questions": len(questions),
             "unanswerable": sum(not q.answerable for q in questions),
-            "build_id": index.build_id,
+            "build_id": store.build_id,
             "modes": figures,
         }
     finally:
-        index.close()
+        store.close()

@@ -128,8 +128,8 @@ class LiveIndex:
         that build cannot be opened; whatever was open keeps serving.
         """
         with self._reload_lock:
-            open_index = self.current()
-            previous = open_index.build_id if open_index is not None else None
+            open_store = self.current()
+            previous = open_store.build_id if open_store is not None else None
             try:
                 build_id = self.location.current_build_id()
                 if build_id == previous and not force:
@@ -160,8 +160,8 @@ class LiveIndex:
             build_id = self.location.current_build_id()
         except IndexStoreError:
             return  # nothing new to switch to
-        open_index = self.current()
-        if build_id == self._failed_build or (open_index is not None and build_id == open_index.build_id):
+        open_store = self.current()
+        if build_id == self._failed_build or (open_store is not None and build_id == open_store.build_id):
             return
         with suppress(IndexStoreError, ModelError):  # logged and counted by reload
             self.reload()
