@@ -390,8 +390,8 @@ class VerifierCache:
         self._lock = threading.Lock()
         self._verifier: Verifier | None = None
 
-    def get(self, index: PassageStore) -> Verifier:
+    def get(self, store: PassageStore) -> Verifier:
         with self._lock:
-            if self._verifier is None or self._verifier.store is not index:
-                self._verifier = Verifier(index)
+            if self._verifier is None or self._verifier.store is not store:
+                self._verifier = Verifier(store)
             return self._verifier

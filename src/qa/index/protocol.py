@@ -1,9 +1,10 @@
 """What search, citations and the API need from a store of passages: :class:`PassageStore`.
 
 The verbs are in the service's vocabulary (passages, documents, filters, terms), never an
-engine's: no FAISS ids, no SQL, no FTS5 syntax cross this line. The embedded FAISS +
-SQLite build (:class:`qa.index.embedded.store.Index`) is the first implementation; a database
-server can be another by answering the same calls with its own queries.
+engine's: no FAISS ids, no SQL, no FTS5 syntax cross this line. Two stores implement it: the
+embedded FAISS + SQLite build (:class:`qa.index.embedded.store.EmbeddedStore`) and PostgreSQL +
+pgvector (:class:`qa.index.postgres.store.PostgresStore`), each answering the same calls with its
+own queries; what they answer alike is written once (:class:`qa.index.open_build.OpenBuild`).
 
 Ties: every passage has a ``position`` in its build (reading order, 1..n). Lists a store
 returns best first break equal scores by it, and so does the searcher, so rankings are

@@ -1,7 +1,7 @@
 """The SQL the embedded store reads a build with: passages, documents, sentences, filters.
 
 Everything here speaks in passage positions (the rowids 1..n that are also the FAISS ids);
-:class:`~qa.index.embedded.store.Index` turns them into passage ids before anything leaves the store.
+:class:`~qa.index.embedded.store.EmbeddedStore` turns them into passage ids before anything leaves the store.
 BM25 is not SQL: the store scores the postings it reads (:mod:`qa.index.bm25`).
 """
 

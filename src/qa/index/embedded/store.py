@@ -50,11 +50,11 @@ from qa.index.postings import DOCUMENTS, PASSAGES, StoredPostings
 from qa.index.protocol import ScoredPassage, SentenceVectors, Weights
 from qa.index.records import DocumentRecord, PassageRecord
 
-#: Passage positions remembered per request thread (:meth:`Index._positions`): a question's
+#: Passage positions remembered per request thread (:meth:`EmbeddedStore._positions`): a question's
 #: candidates are at most a few hundred (both sides' fusion depth), so this holds the last
 #: few questions' and costs well under a megabyte.
 _KNOWN_POSITIONS = 4096
-#: Filters whose allowed passages every request thread shares (:meth:`Index._allowed`): finding
+#: Filters whose allowed passages every request thread shares (:meth:`EmbeddedStore._allowed`): finding
 #: them tests every document (a filter's first question took 0.25-0.4 s at 1M passages;
 #: docs/scaling.md), which each of the server's worker threads (anyio's pool, up to 40) would
 #: otherwise pay again for the same filter. A 20% filter of 1M takes about 8 MiB (estimated: a
