@@ -32,9 +32,10 @@ import numpy as np
 from qa.config import Settings
 from qa.embedding.base import Embedder, Vectors
 from qa.evaluation.questions import run_beir
-from qa.index.embedded.cache import EmbeddingCache, model_key, text_key
+from qa.index.embedded.cache import EmbeddingCache, model_key
 from qa.index.location import locate
 from qa.index.postgres.server import LocalPostgres
+from qa.index.sentence_vectors import text_key
 from qa.service import Service
 
 

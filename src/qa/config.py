@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     vector_index: Literal["auto", "flat", "hnsw"] = Field(
         "auto",
         description=(
-            "FAISS index a build writes: auto is exact flat up to qa.index.embedded.vectors.HNSW_THRESHOLD vectors and "
+            "FAISS index a build writes: auto is exact flat up to qa.index.vector_index.HNSW_THRESHOLD vectors and "
             "HNSW above (measured: docs/scaling.md); flat or hnsw force one. Recorded in the manifest."
         ),
     )

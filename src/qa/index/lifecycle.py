@@ -212,7 +212,7 @@ class StoreLocation:
         """Build ``documents`` into a new build, make it live and drop builds no longer kept.
 
         ``vector_index`` (``QA_VECTOR_INDEX``) picks the vector index: ``auto`` by the passage
-        count (:func:`qa.index.embedded.vectors.choose_vector_index`), or ``flat``/``hnsw`` forced. A build
+        count (:func:`qa.index.vector_index.choose_vector_index`), or ``flat``/``hnsw`` forced. A build
         that fails leaves the live one serving; builds into one place take turns (the engine's lock).
         """
         started = time.perf_counter()

@@ -21,12 +21,17 @@ import numpy as np
 from qa.embedding.base import Embedder, Vectors
 from qa.embedding.spans import PASSAGE_TOKENS, SEPARATE, Spans
 from qa.errors import ModelError
-from qa.index.embedded.cache import text_key
 
 if TYPE_CHECKING:
     from qa.ingest.chunking import Passage
 
 log = logging.getLogger(__name__)
+
+
+def text_key(text: str) -> str:
+    """What a vector is kept and reused under, in every store: the sha256 of the text the model saw."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
 
 #: Called as ``progress(done, total)`` while passages are embedded.
 Progress = Callable[[int, int], None]

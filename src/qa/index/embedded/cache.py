@@ -57,10 +57,6 @@ CREATE TABLE IF NOT EXISTS extractions (
 _BATCH = 500
 
 
-def text_key(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def model_key(identity: dict[str, Any]) -> str:
     """A short stable key for a model identity (name, revision, dimension, probe)."""
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]

@@ -7,7 +7,7 @@
       <build-id>/
         manifest.json         model identity, chunker parameters, corpus hash, counts, format
         vectors.faiss         IndexIDMap2 over an inner-product index (exact flat, or HNSW
-                              above a size threshold: see :func:`qa.index.embedded.vectors.choose_vector_index`)
+                              above a size threshold: see :func:`qa.index.vector_index.choose_vector_index`)
         passages.sqlite       documents, passages (text, offsets, ids), their sentences with
                               vectors, FTS5 tables over passages and documents (the text as
                               FTS5 cut it) and each term's postings read out of them

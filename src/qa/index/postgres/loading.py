@@ -21,13 +21,13 @@ from psycopg import sql
 
 from qa.embedding.base import Vectors
 from qa.errors import IndexStoreError
-from qa.index.embedded.cache import text_key
 from qa.index.filters import fold
 from qa.index.postgres.schema import BUILD_INDEXES, BUILD_TABLES, HNSW_INDEX, render, schema_name
 from qa.index.postgres.store import vector_literal
 from qa.index.postings import DOCUMENTS, PASSAGES, SOURCES, fill_fts, statistics, term_lists
 from qa.index.prepare import Prepared
 from qa.index.records import encode_pages
+from qa.index.sentence_vectors import text_key
 from qa.index.vector_index import HNSW_EF_CONSTRUCTION, HNSW_M
 from qa.ingest.chunking import Passage
 from qa.ingest.cleaning import cleaned_text
