@@ -101,10 +101,11 @@ class CorpusScan:
 
     def record(self) -> dict[str, Any]:
         """What the manifest keeps for the next scan: ``read_at_ns`` and ``files`` as
-        ``{path: [size, mtime_ns, sha256]}`` (a list, not an object per file: it lands in every manifest)."""
+        ``{path: "size mtime_ns sha256"}``. One string per file, not an object or a list: it lands in
+        every manifest, which the embedded store writes indented (a list would take a line per item)."""
         return {
             "read_at_ns": self.read_at_ns,
-            "files": {rel: [s.size, s.mtime_ns, s.sha256] for rel, s in self.files.items()},
+            "files": {rel: f"{s.size} {s.mtime_ns} {s.sha256}" for rel, s in self.files.items()},
         }
 
 
@@ -177,10 +178,9 @@ def recorded_files(recorded: Mapping[str, Any] | None) -> tuple[dict[str, FileSt
         return {}, 0
     found: dict[str, FileState] = {}
     for rel, entry in files.items():
-        if isinstance(entry, list) and len(entry) == 3:
-            size, mtime_ns, digest = entry
-            if isinstance(size, int) and isinstance(mtime_ns, int) and isinstance(digest, str) and len(digest) == 64:
-                found[rel] = FileState(size, mtime_ns, digest)
+        parts = entry.split(" ") if isinstance(entry, str) else []
+        if len(parts) == 3 and parts[0].isdigit() and parts[1].lstrip("-").isdigit() and len(parts[2]) == 64:
+            found[rel] = FileState(int(parts[0]), int(parts[1]), parts[2])
     return found, read_at
 
 
