@@ -37,11 +37,7 @@ from qa.index.protocol import PassageStore
 from qa.index.vector_index import VectorIndexMode, VectorIndexSpec, choose_vector_index
 from qa.ingest.changes import scan_corpus
 from qa.ingest.chunking import ChunkerConfig
-from qa.ingest.documents import (
-    Document,
-    Skipped,
-    read_corpus,
-)
+from qa.ingest.documents import Document, Skipped, read_corpus
 from qa.ingest.extract import ExtractionCache
 
 log = logging.getLogger(__name__)
@@ -190,8 +186,7 @@ class StoreLocation:
         vector_index: VectorIndexMode = "auto",
     ) -> BuildReport:
         """Build the articles in ``corpus_dir`` into a new build and make it live (see :meth:`build`)."""
-        # A stat per file against what the live build recorded: only files that look changed are hashed,
-        # and (with the engine's cache) only those are read and cleaned again.
+        # A stat per file against the live build's record: only files that look changed are hashed (and read).
         scan = scan_corpus(corpus_dir, self._live_corpus())
         corpus = corpus_record(corpus_dir, scan)
         skipped: list[Skipped] = []

@@ -10,8 +10,8 @@ every file's path and bytes it has always been.
 
 What a stat cannot see, as git says of its index: a file rewritten with the same size whose
 mtime is then forced back to the recorded one (``touch -d``, ``os.utime``, some copy and
-restore tools) looks unchanged and keeps its old hash. ``qa build`` over such a folder needs
-the file's mtime to move, or the cache's folder removed.
+restore tools) looks unchanged and keeps its old hash, and a build keeps the document read
+from the old bytes, until the file's mtime moves again (``touch`` it).
 
 A "racy" file is hashed anyway, as git does: one whose recorded mtime is not at least
 :data:`RACY_MARGIN_NS` older than the moment the recording build began to read the corpus

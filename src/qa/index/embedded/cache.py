@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS extractions (
 -- reader's code, extractor version, path and sha256 of the file and of its sidecar
 -- (qa.ingest.documents.document_key): an unchanged file is not decoded and cleaned again.
 -- A rowid table: its rows hold whole articles, too large for WITHOUT ROWID (SciFact's 9.6 MB of
--- documents took 24 MB that way, 13.8 MB as a rowid table).
+-- documents took 24 MB that way, 13.7 MB as a rowid table).
 CREATE TABLE IF NOT EXISTS documents (
     key        TEXT PRIMARY KEY,
     payload    TEXT NOT NULL,
