@@ -9,8 +9,9 @@ import pytest
 
 from qa.index.embedded.store import EmbeddedStore
 from qa.index.location import build_index, stale_reason
+from qa.ingest.changes import corpus_fingerprint
 from qa.ingest.chunking import ChunkerConfig
-from qa.ingest.documents import corpus_fingerprint, read_corpus
+from qa.ingest.documents import read_corpus
 from qa.ingest.extract import Extraction
 from qa.ingest.extract import pdf as pdf_extractor
 from tests.helpers import FakeEmbedder, all_passages

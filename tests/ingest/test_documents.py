@@ -18,9 +18,10 @@ import pytest
 from qa.errors import CorpusError, QAError
 from qa.index.embedded.store import EmbeddedStore
 from qa.index.location import build_index
+from qa.ingest.changes import corpus_files, corpus_fingerprint
 from qa.ingest.chunking import Chunker, ChunkerConfig
 from qa.ingest.cleaning import analyse
-from qa.ingest.documents import Document, corpus_files, corpus_fingerprint, decode, load_corpus, read_document
+from qa.ingest.documents import Document, decode, load_corpus, read_document
 from tests.helpers import ROOT, FakeEmbedder
 
 LOGGER = "qa.ingest.documents"

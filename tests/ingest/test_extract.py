@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from qa.ingest.changes import extractors_used
 from qa.ingest.chunking import Chunker, ChunkerConfig
-from qa.ingest.documents import Document, extractors_used, read_corpus
+from qa.ingest.documents import Document, read_corpus
 from qa.ingest.extract import ExtractionError, PageSpan, extractor_for
 from qa.ingest.extract import docx as docx_extractor
 from qa.ingest.extract import html as html_extractor

@@ -35,12 +35,9 @@ from qa.index.manifest import FORMAT_VERSION, BuildIdentity, corpus_record, mani
 from qa.index.prepare import BuildReport, Prepared, Progress, VectorSource, prepare
 from qa.index.protocol import PassageStore
 from qa.index.vector_index import VectorIndexMode, VectorIndexSpec, choose_vector_index
+from qa.ingest.changes import scan_corpus
 from qa.ingest.chunking import ChunkerConfig
-from qa.ingest.documents import (
-    Document,
-    Skipped,
-    read_corpus,
-)
+from qa.ingest.documents import Document, Skipped, read_corpus
 from qa.ingest.extract import ExtractionCache
 
 log = logging.getLogger(__name__)
@@ -52,6 +49,8 @@ KEEP_BUILDS = 2
 _BUILD_ID_HASH = 8
 #: The manifest entries a build id's suffix hashes: what was built, not how long it took.
 _BUILD_ID_KEYS = ("model", "chunker", "corpus")
+#: The corpus record's entries a build id's suffix leaves out: stat data, not content.
+_CORPUS_STAT_KEYS = ("files", "read_at_ns")
 
 #: A build's documents, or how to read them once the engine's caches are open (a corpus folder).
 Documents = Sequence[Document] | Callable[[ExtractionCache | None], Sequence[Document]]
@@ -187,11 +186,13 @@ class StoreLocation:
         vector_index: VectorIndexMode = "auto",
     ) -> BuildReport:
         """Build the articles in ``corpus_dir`` into a new build and make it live (see :meth:`build`)."""
-        corpus = corpus_record(corpus_dir)
+        # A stat per file against the live build's record: only files that look changed are hashed (and read).
+        scan = scan_corpus(corpus_dir, self._live_corpus())
+        corpus = corpus_record(corpus_dir, scan)
         skipped: list[Skipped] = []
 
         def read(extractions: ExtractionCache | None) -> Sequence[Document]:
-            found = read_corpus(corpus_dir, extractions)
+            found = read_corpus(corpus_dir, extractions, scan)
             skipped.extend(found.skipped)
             # Every skipped file with its reason: `qa build` lists them, /healthz counts them.
             corpus["skipped"] = [{"source": s.source, "reason": s.reason} for s in found.skipped]
@@ -366,6 +367,14 @@ class StoreLocation:
     def close(self) -> None:
         self.engine.close()
 
+    def _live_corpus(self) -> dict[str, Any] | None:
+        """The live build's corpus record, ``None`` when there is no readable one."""
+        try:
+            corpus = self.live_manifest().get("corpus")
+        except IndexStoreError:
+            return None
+        return corpus if isinstance(corpus, dict) else None
+
     def _current_or_none(self) -> str | None:
         try:
             return self.engine.current()
@@ -376,6 +385,8 @@ class StoreLocation:
 def new_build_id(record: dict[str, Any], taken: Callable[[str], bool]) -> str:
     """``<UTC time to the ms>-<hash of what was built>``, with ``-2``, ``-3``... while ``taken`` says so."""
     what = {k: record.get(k) for k in _BUILD_ID_KEYS}
+    if isinstance(what["corpus"], dict):  # the files' mtimes and the time they were read are not what was built
+        what["corpus"] = {k: v for k, v in what["corpus"].items() if k not in _CORPUS_STAT_KEYS}
     content = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:_BUILD_ID_HASH]
     now = time.time()
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}Z"

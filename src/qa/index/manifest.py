@@ -17,8 +17,8 @@ from qa.embedding.base import Embedder
 from qa.embedding.identity import ModelIdentity
 from qa.errors import IndexCorruptError, IndexMismatchError
 from qa.index.vector_index import VectorIndexMode, VectorIndexSpec, choose_vector_index
+from qa.ingest.changes import CorpusScan, corpus_fingerprint, scan_corpus
 from qa.ingest.chunking import ChunkerConfig
-from qa.ingest.documents import corpus_fingerprint, extractors_used
 
 #: The file a build folder's manifest is written to (and what manifest messages name).
 MANIFEST = "manifest.json"
@@ -182,12 +182,17 @@ def check_compatible(manifest: dict[str, Any], expected: BuildIdentity | None, w
         )
 
 
-def corpus_record(corpus_dir: Path) -> dict[str, Any]:
-    """What a manifest records of a corpus folder: its path, fingerprint and the extractors it needs."""
-    corpus: dict[str, Any] = {"path": str(corpus_dir), "sha256": corpus_fingerprint(corpus_dir)}
-    extractors = extractors_used(corpus_dir)
+def corpus_record(corpus_dir: Path, scan: CorpusScan | None = None) -> dict[str, Any]:
+    """What a manifest records of a corpus folder: its path, fingerprint, the extractors it needs, and each
+    file read with its size, mtime and sha256 (``files``, ``read_at_ns``: what the next staleness check
+    and build compare a stat against, :func:`qa.ingest.changes.scan_corpus`). ``scan`` is a scan of
+    ``corpus_dir`` already made (by default, one is made here, reading every file)."""
+    scan = scan or scan_corpus(corpus_dir)
+    corpus: dict[str, Any] = {"path": str(corpus_dir), "sha256": scan.fingerprint()}
+    extractors = scan.extractors()
     if extractors:
         corpus["extractors"] = extractors
+    corpus.update(scan.record())
     return corpus
 
 
@@ -209,7 +214,9 @@ def manifest_stale_reason(
             f"build {manifest.get('build_id')} was embedded by the {built_with} encoder, "
             f"settings say {expected.model.encoder_name}"
         )
-    if (manifest.get("corpus") or {}).get("sha256") != corpus_fingerprint(corpus_dir):
+    recorded = manifest.get("corpus") if isinstance(manifest.get("corpus"), dict) else None
+    # Stat-first against the build's own record: an unchanged folder is checked without reading a file.
+    if (recorded or {}).get("sha256") != corpus_fingerprint(corpus_dir, recorded):
         return f"the articles in {corpus_dir} changed since build {manifest.get('build_id')}"
     wanted = choose_vector_index(int(manifest.get("passages") or 0), vector_index).describe()
     held = manifest.get("vectors") or {"type": "flat"}

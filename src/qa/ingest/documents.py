@@ -25,16 +25,18 @@ Windows-1252 bytes, Windows-1252, Latin-1).
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import json
 import logging
-import stat
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from qa.errors import CorpusError
-from qa.files import sha256_file
+from qa.ingest.changes import META_SUFFIX, SUFFIXES, CorpusScan, candidates
 from qa.ingest.cleaning import Block, analyse, byline_author, title_text
 from qa.ingest.decoding import decode
 from qa.ingest.extract import (
@@ -53,13 +55,16 @@ from qa.text import count_words
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = tuple(FORMATS)
-META_SUFFIX = ".meta.json"
 META_FIELDS = ("title", "author", "url", "published", "outlet")
 #: A title derived from a first sentence keeps at most this many words.
 TITLE_WORDS = 12
 #: The first sentence (for a title) is looked for in this many characters of the first prose block.
 TITLE_SEARCH_CHARS = 4000
+#: What :meth:`Document.to_json` keeps besides the page map and blocks.
+_STORED_FIELDS = ("text", "title", "author", "url", "published", "outlet", "sha256", "encoding", "format")
+#: The modules whose code decides what a document read from a file is: a change to any of them
+#: reads every file again instead of serving a document cached by an older reader.
+_READER_MODULES = ("qa.text", "qa.ingest.decoding", "qa.ingest.cleaning", "qa.ingest.sentences", __name__)
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,30 @@ class Document:
     format: Format = "text"
     #: A PDF's pages: number, printed label and ``[start, end)`` in ``text`` (empty for other formats).
     pages: tuple[PageSpan, ...] = ()
+
+    def to_json(self) -> str:
+        """Everything read from the file but its id and source (they are the cache key's): what a
+        build keeps so an unchanged file is not decoded and cleaned again (:func:`read_corpus`).
+
+        ASCII-escaped, so a lone surrogate in a decoded text survives the cache's UTF-8."""
+        fields = {name: getattr(self, name) for name in _STORED_FIELDS}
+        fields["pages"] = [[p.page, p.label, p.start, p.end] for p in self.pages]
+        fields["blocks"] = [[b.start, b.end, b.kind, b.reason] for b in self.blocks]
+        return json.dumps(fields, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str, doc_id: str, source: str) -> Document | None:
+        """The document :meth:`to_json` wrote, or ``None`` when ``raw`` is not one."""
+        try:
+            data: dict[str, Any] = json.loads(raw)
+            pages = tuple(PageSpan(int(n), str(label), int(a), int(b)) for n, label, a, b in data["pages"])
+            blocks = tuple(Block(int(a), int(b), kind, str(reason)) for a, b, kind, reason in data["blocks"])
+            fields = {name: data[name] for name in _STORED_FIELDS}
+        except (ValueError, TypeError, KeyError):
+            return None
+        if not isinstance(fields["text"], str) or fields["format"] not in FORMATS.values():
+            return None
+        return cls(doc_id=doc_id, source=source, blocks=blocks, pages=pages, **fields)
 
 
 @dataclass(frozen=True)
@@ -104,24 +133,31 @@ def load_corpus(corpus_dir: Path) -> list[Document]:
     return read_corpus(corpus_dir).documents
 
 
-def read_corpus(corpus_dir: Path, cache: ExtractionCache | None = None) -> Corpus:
+def read_corpus(corpus_dir: Path, cache: ExtractionCache | None = None, scan: CorpusScan | None = None) -> Corpus:
     """Every readable article under ``corpus_dir``, sorted by source path, and the files skipped.
 
     A file that cannot be read is skipped with a warning naming it and the reason; a folder
     with no articles at all is an error. With ``cache``, a web page, PDF or Word file whose
-    bytes and extractor are unchanged since a kept build is not extracted again.
+    bytes and extractor are unchanged since a kept build is not extracted again; with ``scan``
+    too (:func:`qa.ingest.changes.scan_corpus`, which knows each file's sha256 mostly without
+    reading it), a file whose bytes, sidecar and reader are unchanged is not even opened: its
+    document comes from the cache as it was read (:func:`document_key`).
     """
     if not corpus_dir.is_dir():
         raise CorpusError(f"corpus folder {corpus_dir} does not exist or is not a folder")
     documents: list[Document] = []
     skipped: list[Skipped] = []
     seen: dict[str, str] = {}
+    listed = list(candidates(corpus_dir))
+    keys = _document_keys(corpus_dir, listed, scan) if cache is not None and scan is not None else {}
+    kept = _kept_documents(cache, keys)
+    fresh: dict[str, str] = {}
 
     def skip(source: str, reason: str) -> None:
         log.warning("skipping %s: %s", source, reason)
         skipped.append(Skipped(source, reason))
 
-    for path, problem in _candidates(corpus_dir):
+    for path, problem in listed:
         source = path.relative_to(corpus_dir).as_posix()
         if problem:
             skip(source, problem)
@@ -129,90 +165,72 @@ def read_corpus(corpus_dir: Path, cache: ExtractionCache | None = None) -> Corpu
         if path.stem in seen:
             skip(source, f"its id {path.stem!r} is already used by {seen[path.stem]}")
             continue
-        try:
-            doc = read_document(path, corpus_dir, cache)
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            skip(source, str(exc))
-            continue
+        doc = kept.get(source)
+        if doc is None:
+            try:
+                doc = read_document(path, corpus_dir, cache)
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                skip(source, str(exc))
+                continue
+            # Kept only when the bytes read are the ones the scan hashed (the file did not change between).
+            if doc is not None and source in keys and scan is not None and doc.sha256 == scan.sha256(source):
+                fresh[keys[source]] = doc.to_json()
         if doc is None:
             skipped.append(Skipped(source, "the file is empty"))
             continue
         seen[doc.doc_id] = source
         documents.append(doc)
+    if cache is not None and fresh:
+        cache.put_documents(fresh)
     if not documents:
         raise CorpusError(f"no readable articles ({', '.join(SUFFIXES)}) in {corpus_dir}")
     return Corpus(documents, skipped)
 
 
-def corpus_files(corpus_dir: Path) -> Iterator[Path]:
-    """Article files under ``corpus_dir`` sorted by source path, hidden files and folders left out."""
-    for path, problem in _candidates(corpus_dir):
-        if not problem:
-            yield path
+def document_key(source: str, sha256: str, sidecar_sha256: str) -> str:
+    """What a document read from a file is cached under: the reader's code (:data:`_READER_MODULES`), the
+    format's extractor and version, the file's path (its id and the title fallback), its bytes' sha256
+    and its sidecar's ('' when it has none). A change to any of them reads the file again."""
+    extractor = extractor_for(FORMATS[Path(source).suffix.lower()])
+    reader = f"{extractor.name}:{extractor.version}" if extractor is not None else "text"
+    data = "\0".join((_reader_digest(), reader, source, sha256, sidecar_sha256))
+    return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _candidates(corpus_dir: Path) -> Iterator[tuple[Path, str]]:
-    """Every non-hidden path with an article suffix, and why it cannot be an article ('' if it can).
-
-    Folders with an article suffix are left out silently. Nothing here opens a file, so a
-    FIFO never blocks the build. Symbolic links to folders are not followed (``rglob``).
-    """
-    for path in sorted(corpus_dir.rglob("*"), key=lambda p: p.relative_to(corpus_dir).as_posix()):
-        rel = path.relative_to(corpus_dir)
-        if any(part.startswith(".") for part in rel.parts) or path.suffix.lower() not in SUFFIXES:
-            continue
-        try:
-            mode = path.stat().st_mode
-        except FileNotFoundError:
-            yield path, "it is a broken symbolic link" if path.is_symlink() else "it disappeared"
-            continue
-        except OSError as exc:  # a symlink loop, a permission problem on the way
-            yield path, f"it cannot be examined ({exc.strerror or exc})"
-            continue
-        if stat.S_ISDIR(mode):
-            continue
-        if stat.S_ISREG(mode):
-            yield path, ""
-        else:
-            yield path, f"it is not a regular file (it is a {_file_kind(mode)})"
-
-
-def _file_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "FIFO"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device"
-    return "special file"  # pragma: no cover - no other kinds on Linux
-
-
-def corpus_fingerprint(corpus_dir: Path) -> str:
-    """A hash of every article and sidecar file's path and bytes: changes when any of them does.
-
-    A file that cannot be read counts by its path and the error, so the fingerprint
-    changes when it becomes readable. Each extractor's name and version count too (see
-    :func:`extractors_used`), so upgrading one rebuilds.
-    """
+@functools.cache
+def _reader_digest() -> str:
+    """sha256 of the source of the modules that read a document, read once per process."""
     digest = hashlib.sha256()
-    used = extractors_used(corpus_dir)
-    if used:  # a corpus of .txt and .md alone keeps the fingerprint it always had
-        digest.update(json.dumps(used, sort_keys=True).encode() + b"\0")
-    for path in corpus_files(corpus_dir):
-        for part in (path, path.with_name(path.stem + META_SUFFIX)):
-            if part.is_file():
-                digest.update(part.relative_to(corpus_dir).as_posix().encode() + b"\0")
-                try:
-                    digest.update(bytes.fromhex(sha256_file(part)))
-                except OSError as exc:
-                    digest.update(f"unreadable: {exc.errno}".encode())
+    for name in _READER_MODULES:
+        digest.update(Path(importlib.import_module(name).__file__ or "").read_bytes())
     return digest.hexdigest()
 
 
-def extractors_used(corpus_dir: Path) -> dict[str, dict[str, str]]:
-    """Name and version of the extractor of each format the corpus holds (plain text needs none)."""
-    formats = sorted({FORMATS[path.suffix.lower()] for path in corpus_files(corpus_dir)})
-    return {fmt: extractor.describe() for fmt in formats if (extractor := extractor_for(fmt)) is not None}
+def _document_keys(corpus_dir: Path, listed: list[tuple[Path, str]], scan: CorpusScan) -> dict[str, str]:
+    """The cache key of each listed article whose file and sidecar the scan hashed (or knew unchanged)."""
+    keys: dict[str, str] = {}
+    for path, problem in listed:
+        source = path.relative_to(corpus_dir).as_posix()
+        sidecar = path.with_name(path.stem + META_SUFFIX).relative_to(corpus_dir).as_posix()
+        sha256 = scan.sha256(source)
+        if problem or sha256 is None or sidecar in scan.unreadable:
+            continue
+        keys[source] = document_key(source, sha256, scan.sha256(sidecar) or "")
+    return keys
+
+
+def _kept_documents(cache: ExtractionCache | None, keys: Mapping[str, str]) -> dict[str, Document]:
+    """The documents ``cache`` keeps under ``keys`` (by source), each as read by a kept build."""
+    if cache is None or not keys:
+        return {}
+    payloads = cache.get_documents(list(keys.values()))
+    kept: dict[str, Document] = {}
+    for source, key in keys.items():
+        raw = payloads.get(key)
+        doc = Document.from_json(raw, Path(source).stem, source) if raw is not None else None
+        if doc is not None:
+            kept[source] = doc
+    return kept
 
 
 def read_document(path: Path, corpus_dir: Path, cache: ExtractionCache | None = None) -> Document | None:

@@ -2,8 +2,10 @@
 
 One SQLite file, ``index/embedding-cache.sqlite``, maps (model key, sha256 of the text
 the model saw) to a vector, (chunker key, document) to the document's passage
-boundaries, and (extractor version, sha256 of a web page, PDF or Word file) to its
-extracted text, so an unchanged article is neither re-extracted, re-chunked nor re-embedded. Each row
+boundaries, (extractor version, sha256 of a web page, PDF or Word file) to its
+extracted text, and (reader version, path, sha256 of any article and of its sidecar) to the
+document read from it, so an unchanged article is neither re-read, re-extracted, re-cleaned,
+re-chunked nor re-embedded. Each row
 remembers the last build that used it; after a successful build, rows used by no
 build still on disk are dropped, so the cache holds what the live and the previous
 build need, nothing more. Rows are committed one slice
@@ -19,7 +21,7 @@ import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,16 @@ CREATE TABLE IF NOT EXISTS extractions (
     payload    TEXT NOT NULL,
     last_build TEXT NOT NULL
 ) WITHOUT ROWID;
+-- A document as read from a file of any format (qa.ingest.documents.Document.to_json), by the
+-- reader's code, extractor version, path and sha256 of the file and of its sidecar
+-- (qa.ingest.documents.document_key): an unchanged file is not decoded and cleaned again.
+-- A rowid table: its rows hold whole articles, too large for WITHOUT ROWID (SciFact's 9.6 MB of
+-- documents took 24 MB that way, 13.7 MB as a rowid table).
+CREATE TABLE IF NOT EXISTS documents (
+    key        TEXT PRIMARY KEY,
+    payload    TEXT NOT NULL,
+    last_build TEXT NOT NULL
+);
 """
 #: Keys looked up per statement: below 999, the bound-parameter limit of SQLite builds
 #: before 3.32 (SQLITE_MAX_VARIABLE_NUMBER), so every SQLite this runs on accepts it.
@@ -185,9 +197,32 @@ class EmbeddingCache:
         )
         self._db.commit()
 
+    def get_documents(self, keys: Sequence[str]) -> dict[str, str]:
+        """Documents' JSON stored for ``keys``, stamped with this build (in slices of ``_BATCH``, one commit)."""
+        found: dict[str, str] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _BATCH):
+            chunk = unique[start : start + _BATCH]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT key, payload FROM documents WHERE key IN ({marks})", chunk).fetchall()  # noqa: S608
+            found.update(rows)
+            self._db.executemany(
+                "UPDATE documents SET last_build = ? WHERE key = ?", [(self.build, k) for k, _ in rows]
+            )
+        self._db.commit()
+        return found
+
+    def put_documents(self, items: Mapping[str, str]) -> None:
+        """Store newly read documents' JSON, in one transaction."""
+        self._db.executemany(
+            "INSERT OR REPLACE INTO documents (key, payload, last_build) VALUES (?, ?, ?)",
+            [(key, payload, self.build) for key, payload in items.items()],
+        )
+        self._db.commit()
+
     def rename_build(self, build: str) -> None:
         """Re-stamp this build's rows with its final id (known only once it is written)."""
-        for table in ("vectors", "chunks", "extractions"):
+        for table in ("vectors", "chunks", "extractions", "documents"):
             self._db.execute(f"UPDATE {table} SET last_build = ? WHERE last_build = ?", (build, self.build))  # noqa: S608
         self._db.commit()
         self.build = build
@@ -203,13 +238,14 @@ class EmbeddingCache:
         dropped = cursor.rowcount
         self._db.execute(f"DELETE FROM chunks WHERE last_build NOT IN ({marks})", keep)  # noqa: S608
         self._db.execute(f"DELETE FROM extractions WHERE last_build NOT IN ({marks})", keep)  # noqa: S608
+        self._db.execute(f"DELETE FROM documents WHERE last_build NOT IN ({marks})", keep)  # noqa: S608
         self._db.commit()
         return dropped
 
     # -- what the lifecycle asks of an engine's reuse (qa.index.lifecycle.Reuse) ------------------
 
     def extractions(self) -> EmbeddingCache:
-        """Extracted web pages, PDFs and Word files are kept here too."""
+        """Extracted web pages, PDFs and Word files, and documents as read from any file, are kept here too."""
         return self
 
     def committed(self, commit_id: str, kept: Sequence[str]) -> None:

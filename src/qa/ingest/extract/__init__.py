@@ -17,7 +17,7 @@ act on (encrypted, no text layer, corrupt, too large, not the format its name sa
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal, Protocol
@@ -105,11 +105,22 @@ class Extraction:
 
 
 class ExtractionCache(Protocol):
-    """Extractions kept between builds, by file hash and extractor version: an unchanged file is read once."""
+    """What was read from files, kept between builds by file hash and reader version: an unchanged file is
+    read once. Extractions of web pages, PDFs and Word files; and whole read documents of every format
+    (:meth:`qa.ingest.documents.Document.to_json`, by :func:`qa.ingest.documents.document_key`), so an
+    unchanged file is neither opened, decoded nor cleaned again."""
 
     def get_extraction(self, key: str) -> Extraction | None: ...
 
     def put_extraction(self, key: str, extraction: Extraction) -> None: ...
+
+    def get_documents(self, keys: Sequence[str]) -> dict[str, str]:
+        """The stored documents' JSON found for ``keys``, by key."""
+        ...
+
+    def put_documents(self, items: Mapping[str, str]) -> None:
+        """Store documents' JSON by key."""
+        ...
 
 
 def library_version(package: str) -> str:
