@@ -175,8 +175,9 @@ class Postings:
     def top(
         self, terms: Sequence[_Term | None], k: int, weights: tuple[float, float], allowed: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
-        """The ``k`` best rows holding any term, ``(position, score)`` best first, ties by position;
-        only positions ``allowed`` (a mask indexed by position) when given: each list is cut to them
+        """The ``k`` best rows holding any term, ``(position, score)`` best first, and every row tied with
+        the ``k``-th (the caller breaks ties by passage id: :func:`qa.index.protocol.best_first`); only
+        positions ``allowed`` (a mask indexed by position) when given: each list is cut to them
         first, so a filter shrinks the work as it shrinks the lists (IDF stays the whole build's, as FTS5's)."""
         held = [t for t in terms if t is not None]
         if allowed is not None:
@@ -193,7 +194,7 @@ class Postings:
         if len(found) > k:
             keep = scores >= _kth(scores, k)
             found, scores = found[keep], scores[keep]
-        order = np.lexsort((found, -scores))[:k]
+        order = np.lexsort((found, -scores))
         return [(int(p), float(s)) for p, s in zip(found[order], scores[order], strict=True)]
 
     def scores(

@@ -6,9 +6,9 @@ embedded FAISS + SQLite build (:class:`qa.index.embedded.store.EmbeddedStore`) a
 pgvector (:class:`qa.index.postgres.store.PostgresStore`), each answering the same calls with its
 own queries; what they answer alike is written once (:class:`qa.index.open_build.OpenBuild`).
 
-Ties: every passage has a ``position`` in its build (reading order, 1..n). Lists a store
-returns best first break equal scores by it, and so does the searcher, so rankings are
-the same on every run and on every store that keeps the same order.
+Ties: lists a store returns best first break equal scores by passage id (:func:`best_first`),
+and so does the searcher, so rankings are the same on every run, on both stores, and whatever
+a passage's ``position`` (its place in its build, 1..n, which a segmented build or a merge moves).
 """
 
 from __future__ import annotations
@@ -47,6 +47,11 @@ class SentenceVectors:
 
     spans: list[tuple[int, int]]
     vectors: Vectors
+
+
+def best_first(found: Sequence[ScoredPassage], k: int) -> list[ScoredPassage]:
+    """The ``k`` best of ``found``, best first, equal scores by passage id (ties never by position)."""
+    return sorted(found, key=lambda p: (-p.score, p.passage_id))[:k]
 
 
 #: BM25 weights of a passage's (title, text) or a document's (title, cleaned text).

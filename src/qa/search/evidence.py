@@ -55,7 +55,7 @@ def lookahead(k: int) -> int:
 
 @dataclass
 class Hit:
-    """A candidate passage and its scores; ``position`` (its place in the build) breaks ties."""
+    """A candidate passage and its scores; equal scores are ordered by passage id."""
 
     passage_id: str
     doc_id: str

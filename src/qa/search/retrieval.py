@@ -190,10 +190,10 @@ class Searcher:
         top = max((h.lexical or 0.0 for h in hits.values()), default=0.0)
         for hit in hits.values():
             hit.score = self._score(hit, mode, top)
-        ranked = sorted(hits.values(), key=lambda h: (-h.score, h.position))
+        ranked = sorted(hits.values(), key=lambda h: (-h.score, h.passage_id))
         if mode == "hybrid" and (self.fusion.sentence_weight or self.fusion.term_weight):
             self._add_sentence_evidence(text, query, ranked[: self.fusion.rerank_depth])
-            ranked.sort(key=lambda h: (-h.score, h.position))
+            ranked.sort(key=lambda h: (-h.score, h.passage_id))
         return ranked[:depth]
 
     def _pool(self, mode: Mode, depth: int) -> int:

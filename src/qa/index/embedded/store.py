@@ -47,7 +47,7 @@ from qa.index.manifest import (
 )
 from qa.index.open_build import OpenBuild
 from qa.index.postings import DOCUMENTS, PASSAGES, StoredPostings
-from qa.index.protocol import ScoredPassage, SentenceVectors, Weights
+from qa.index.protocol import ScoredPassage, SentenceVectors, Weights, best_first
 from qa.index.records import DocumentRecord, PassageRecord
 
 #: Passage positions remembered per request thread (:meth:`EmbeddedStore._positions`): a question's
@@ -144,8 +144,8 @@ class EmbeddedStore(OpenBuild):
         else:
             bitmap = allowed.bitmap(self.passage_count)
             hits = search_vectors(self._vectors, self.vector_spec, query, k, allowed.positions, self._half, bitmap)
-        # FAISS leaves equal scores in heap order; the protocol breaks ties by position.
-        return self._scored(sorted(hits, key=lambda hit: (-hit[1], hit[0])))
+        # FAISS leaves equal scores in heap order; the protocol breaks ties by passage id.
+        return best_first(self._scored(hits), k)
 
     def lexical(
         self, terms: Sequence[str], k: int, weights: Weights, filters: Filters | None = None
@@ -154,7 +154,7 @@ class EmbeddedStore(OpenBuild):
             allowed = self._allowed(filters)
             return None if allowed is None else allowed.mask(self.passage_count)
 
-        return self._scored(self._bm25.top(terms, k, weights, mask))
+        return best_first(self._scored(self._bm25.top(terms, k, weights, mask)), k)
 
     # -- passages and documents -------------------------------------------------------------
 

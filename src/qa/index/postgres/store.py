@@ -31,7 +31,7 @@ from qa.index.manifest import Manifest
 from qa.index.open_build import OpenBuild
 from qa.index.postgres.connection import Pool
 from qa.index.postings import DOCUMENTS, PASSAGES, SOURCES
-from qa.index.protocol import ScoredPassage, SentenceVectors, Weights
+from qa.index.protocol import ScoredPassage, SentenceVectors, Weights, best_first
 from qa.index.records import DocumentRecord, PassageRecord
 from qa.index.vector_index import HNSW_EF_SEARCH
 
@@ -138,7 +138,7 @@ class PostgresStore(OpenBuild):
         if not self._hnsw or few is not None:
             exact = sql.SQL(
                 "SELECT p.position, p.passage_id, p.doc_id, -(p.embedding <#> %s::vector) AS score "
-                "FROM {s}.passages p WHERE {w} ORDER BY score DESC, p.position LIMIT %s"
+                'FROM {s}.passages p WHERE {w} ORDER BY score DESC, p.passage_id COLLATE "C" LIMIT %s'
             ).format(s=self._s, w=where)
             rows = self._rows(exact, [q, *params, k])
         else:
@@ -154,8 +154,9 @@ class PostgresStore(OpenBuild):
                     conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
                     return conn.execute(graph, [q, *params, q, k]).fetchall()
 
-            rows = sorted(self._pool.run(search), key=lambda r: (-float(r[3]), int(r[0])))
-        return [ScoredPassage(str(p), str(d), int(pos), float(score)) for pos, p, d, score in rows]
+            rows = self._pool.run(search)
+        # Ties by passage id, as the protocol orders them (the SQL above already does, byte-wise: "C").
+        return best_first([ScoredPassage(str(p), str(d), int(pos), float(score)) for pos, p, d, score in rows], k)
 
     def lexical(
         self, terms: Sequence[str], k: int, weights: Weights, filters: Filters | None = None
@@ -169,7 +170,7 @@ class PostgresStore(OpenBuild):
             [[position for position, _ in found]],
         )
         ids = {int(pos): (str(p), str(d)) for pos, p, d in rows}
-        return [ScoredPassage(*ids[position], position, score) for position, score in found]
+        return best_first([ScoredPassage(*ids[position], position, score) for position, score in found], k)
 
     # -- passages and documents -------------------------------------------------------------
 
