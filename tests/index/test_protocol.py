@@ -229,3 +229,31 @@ def test_a_closed_store_answers_no_more(store: PassageStore, tmp_path: Path) -> 
     store.close()
     with pytest.raises(Exception):  # noqa: B017, PT011 - each engine raises its own closed-connection error
         store.passages(["x"])
+
+
+@pytest.mark.parametrize("kind", list(STORES))
+def test_equal_scores_are_ordered_by_passage_id_never_by_position(
+    request: pytest.FixtureRequest, settings: Settings, fake_embedder: FakeEmbedder, kind: str
+) -> None:
+    """Three copies of one article: every passage of it scores the same three times, and the three come
+    in passage-id order although their positions (corpus order by path) are in another."""
+    seed = sorted(settings.corpus_dir.glob("*.txt"))[0]
+    for folder, stem in (("a", "zz_copy"), ("b", "aa_copy")):
+        (settings.corpus_dir / folder).mkdir()
+        (settings.corpus_dir / folder / f"{stem}.txt").write_text(seed.read_text(encoding="utf-8"), encoding="utf-8")
+    store = STORES[kind](request, settings, fake_embedder)
+    try:
+        twins = [store.document_passages(doc_id)[0] for doc_id in (seed.stem, "zz_copy", "aa_copy")]
+        assert len({p.text for p in twins}) == 1
+        assert [p.position for p in twins] == sorted(p.position for p in twins)  # corpus order: seed, a/, b/
+        by_id = sorted(p.passage_id for p in twins)
+        assert by_id != [p.passage_id for p in twins]  # so the id order is not the position order
+        dense = store.dense(_query(fake_embedder, twins[0].text), 3)
+        assert [h.passage_id for h in dense] == by_id
+        assert len({h.score for h in dense}) == 1
+        terms = sorted({w.lower() for w in twins[0].text.split() if w.isalpha() and len(w) > 3})
+        lexical = store.lexical(terms, 3, WEIGHTS)
+        assert [h.passage_id for h in lexical] == by_id
+        assert len({h.score for h in lexical}) == 1
+    finally:
+        store.close()

@@ -1,7 +1,8 @@
 """What a store returns for a passage or a document, whichever engine holds it.
 
 A passage's ``position`` is its place in its build (1..n, documents in corpus order and passages
-in reading order): the order that breaks score ties on every store.
+in reading order): where the store finds it. Equal scores are ordered by passage id, never by
+position (:func:`qa.index.protocol.best_first`), so a ranking survives a build laid out otherwise.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ SENTENCE_TABLE_COLUMNS = """
 class PassageRecord:
     """A passage as stored in a build."""
 
-    #: The passage's place in the build (1..n, in reading order): what breaks score ties.
+    #: The passage's place in the build (1..n, in reading order); ties are broken by ``passage_id``.
     position: int
     passage_id: str
     doc_id: str

@@ -2,8 +2,8 @@
 
 A passage's ``rowid`` is its position in the build (1..n, documents in corpus order and
 passages in reading order); it is also the passage's FAISS id. Neither leaves
-:mod:`qa.index`: records carry it as :attr:`PassageRecord.position`, the order that breaks
-score ties, which any other store can keep as a plain column.
+:mod:`qa.index`: records carry it as :attr:`PassageRecord.position`, which any other store can
+keep as a plain column.
 """
 
 from __future__ import annotations
