@@ -48,7 +48,7 @@ def open_store(
 ) -> PassageStore:
     """The live build of ``where`` (or ``build_id``), refused unless it was made as ``expected`` says.
 
-    ``where`` is an index folder or a :class:`~qa.index.location.StoreLocation` (a database).
+    ``where`` is an index folder or a :class:`~qa.index.lifecycle.StoreLocation` (a folder's or a database's).
     ``expected=None`` skips the model and chunker check: only for readers that embed
     nothing (quote verification, integrity checks).
     """
