@@ -8,6 +8,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,3 +91,18 @@ def real_index_dir(tmp_path_factory: pytest.TempPathFactory, real_embedder: Sent
     defaults = Settings()
     build_index(SEEDS, index_dir, real_embedder, ChunkerConfig.from_settings(defaults))
     return index_dir
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch, corpus: Path) -> list[str]:
+    """Files of the test's ``corpus`` folder opened from now on (every read of a file goes through ``Path.open``)."""
+    seen: list[str] = []
+    real = Path.open
+
+    def counting(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if corpus in self.parents:
+            seen.append(self.relative_to(corpus).as_posix())
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", counting)
+    return seen

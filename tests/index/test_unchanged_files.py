@@ -7,7 +7,6 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,7 +16,7 @@ from qa.ingest import documents as documents_module
 from qa.ingest.chunking import ChunkerConfig
 from qa.ingest.extract import Extraction
 from qa.ingest.extract import html as html_extractor
-from tests.helpers import FakeEmbedder, all_passages
+from tests.helpers import FakeEmbedder, age, all_passages
 from tests.ingest import makers
 
 ARTICLES = {
@@ -28,14 +27,6 @@ ARTICLES = {
     "sub/ferry.txt": "Ferry Timetable Changes\n\nThe island ferry will sail twice a day from June. "
     "Passengers asked for an earlier morning crossing.\n",
 }
-#: How far back files' mtimes are set: well past the racy margin, so a build trusts their stat.
-AGED_NS = 60 * 1_000_000_000
-
-
-def age(folder: Path) -> None:
-    old = time.time_ns() - AGED_NS
-    for path in folder.rglob("*"):
-        os.utime(path, ns=(old, old))
 
 
 @pytest.fixture
@@ -47,21 +38,6 @@ def corpus(tmp_path: Path) -> Path:
     makers.write(folder, "quay.meta.json", json.dumps({"outlet": "The Harbour Times"}).encode())
     age(folder)
     return folder
-
-
-@pytest.fixture
-def opened(monkeypatch: pytest.MonkeyPatch, corpus: Path) -> list[str]:
-    """Files of the corpus opened from now on (every read of a file goes through ``Path.open``)."""
-    seen: list[str] = []
-    real = Path.open
-
-    def counting(self: Path, *args: Any, **kwargs: Any) -> Any:
-        if corpus in self.parents:
-            seen.append(self.relative_to(corpus).as_posix())
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "open", counting)
-    return seen
 
 
 def passages(index_dir: Path) -> list[tuple[str, str]]:

@@ -13,11 +13,10 @@ import pytest
 
 from qa.ingest.changes import RACY_MARGIN_NS, corpus_files, corpus_fingerprint, scan_corpus
 from qa.ingest.documents import Document, read_corpus
+from tests.helpers import age
 from tests.ingest import makers
 
 ARTICLE = "Harbour Repairs Begin\n\nEngineers began repairing the old sea wall on Monday, officials said.\n"
-#: How far back the tests set files' mtimes: well past RACY_MARGIN_NS, so a stat is trusted.
-AGED_NS = 60 * 1_000_000_000
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -25,13 +24,6 @@ def write(folder: Path, name: str, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def age(folder: Path) -> None:
-    """Every file's mtime a minute back: written long before any build reads them (not racy)."""
-    old = time.time_ns() - AGED_NS
-    for path in folder.rglob("*"):
-        os.utime(path, ns=(old, old))
 
 
 @pytest.fixture
@@ -43,21 +35,6 @@ def corpus(tmp_path: Path) -> Path:
     write(folder, "a1.meta.json", json.dumps({"outlet": "The Harbour Times"}))
     age(folder)
     return folder
-
-
-@pytest.fixture
-def opened(monkeypatch: pytest.MonkeyPatch, corpus: Path) -> list[str]:
-    """Files of the corpus opened (every read of a file goes through ``Path.open``)."""
-    seen: list[str] = []
-    real = Path.open
-
-    def counting(self: Path, *args: Any, **kwargs: Any) -> Any:
-        if corpus in self.parents:
-            seen.append(self.relative_to(corpus).as_posix())
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "open", counting)
-    return seen
 
 
 def recorded(folder: Path) -> dict[str, Any]:
