@@ -179,6 +179,24 @@ def test_rollback_makes_the_previous_build_live(corpus_dir: Path, tmp_path: Path
     assert current(index_dir) == first
 
 
+def test_check_verifies_every_byte_and_exits_1_on_a_damaged_build(corpus_dir: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    assert qa("build", "--corpus", str(corpus_dir), "--index", str(index_dir)).exit_code == 0
+    build = current(index_dir)
+    whole = qa("check", "--index", str(index_dir))
+    assert whole.exit_code == 0, whole.output
+    assert f"build {build} in {index_dir} is whole" in whole.output
+    database = index_dir / build / "passages.sqlite"
+    data = bytearray(database.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # the same size: only a checksum shows it
+    database.write_bytes(bytes(data))
+    damaged = qa("check", "--index", str(index_dir))
+    assert damaged.exit_code == 1
+    assert "passages.sqlite is corrupt" in damaged.output
+    assert "qa build" in damaged.output
+    assert "Traceback" not in damaged.output
+
+
 def test_rollback_without_a_previous_build_fails_clearly(corpus_dir: Path, tmp_path: Path) -> None:
     index_dir = tmp_path / "index"
     assert qa("build", "--corpus", str(corpus_dir), "--index", str(index_dir)).exit_code == 0

@@ -222,3 +222,30 @@ def test_an_unexpected_error_while_opening_counts_as_a_failed_reload(
         live.reload()
     assert live.current().build_id == old_id  # type: ignore[union-attr]
     assert live.reloads_failed == 1
+
+
+def test_a_build_that_fails_verification_after_opening_is_no_longer_served(live: LiveIndex, built: Settings) -> None:
+    """Opening checks sizes, not every byte; the server verifies the new build in the background and
+    stops serving it when a checksum differs (503 with the reason), until the live build changes."""
+    new_id = rebuild_with_new_fact(built)
+    vectors = built.index_dir / new_id / "vectors.faiss"
+    data = bytearray(vectors.read_bytes())
+    middle = len(data) // 2  # inside the vectors themselves: the same size, other bytes
+    data[middle : middle + 8] = bytes(b ^ 0xFF for b in data[middle : middle + 8])
+    vectors.write_bytes(bytes(data))
+
+    assert live.reload().build_id == new_id  # opened: sizes and structure are right
+    deadline = time.monotonic() + 30
+    while live.current() is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert live.current() is None
+    with pytest.raises(NotServing):
+        live.acquire()
+    assert isinstance(live.error, IndexCorruptError)
+    assert "checksum" in str(live.error)
+    assert live.reloads_failed == 1
+    live.poll()  # the same build is not tried again
+    assert live.current() is None
+    rebuild_with_new_fact(built)  # a new build is
+    live.poll()
+    assert live.current() is not None

@@ -139,6 +139,29 @@ def rollback_command(**options: Any) -> None:
     click.echo(f"rolled back {where}: CURRENT {before} -> {after}")
 
 
+@main.command(name="check")
+@click.option("--build", "build_id", default=None, help="A kept build to check instead of the live one.")
+@index_option
+def check_command(build_id: str | None, **options: Any) -> None:
+    """Check a build whole: every byte of its files against the checksums the build recorded, SQLite's
+    quick_check, the vector index and the counts. Exit status 1 when it is damaged.
+
+    Opening a build (a server's start or reload) checks sizes and structure only, so that it is
+    fast; a server then verifies the build in the background. This runs the same check now.
+
+    \b
+    qa check --index index
+    """
+    settings = command_settings(**options)
+    with Service.from_settings(settings) as service:
+        try:
+            checked, seconds = service.location.verify(build_id)
+        except QAError as exc:
+            raise click.ClickException(str(exc)) from None
+        where = service.location.where
+    click.echo(f"build {checked} in {where} is whole (checked in {seconds:.2f} s)")
+
+
 @main.command()
 @click.argument("question")
 @click.option("-k", "--k", "k", type=setting_range("default_k"), default=None, help=setting_help("default_k"))

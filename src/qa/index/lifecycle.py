@@ -23,16 +23,14 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from qa.embedding.base import Embedder
-from qa.embedding.identity import ModelIdentity
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IndexStoreError, RollbackError
+from qa.index.engine import Engine
 from qa.index.manifest import FORMAT_VERSION, BuildIdentity, corpus_record, manifest_stale_reason
-from qa.index.prepare import BuildReport, Prepared, Progress, VectorSource, prepare
+from qa.index.prepare import BuildReport, Prepared, Progress, prepare
 from qa.index.protocol import PassageStore
 from qa.index.vector_index import VectorIndexMode, VectorIndexSpec, choose_vector_index
 from qa.ingest.changes import scan_corpus
@@ -54,82 +52,6 @@ _CORPUS_STAT_KEYS = ("files", "read_at_ns")
 
 #: A build's documents, or how to read them once the engine's caches are open (a corpus folder).
 Documents = Sequence[Document] | Callable[[ExtractionCache | None], Sequence[Document]]
-
-
-@dataclass(frozen=True)
-class Segment:
-    """What an engine wrote for one segment: its id and what the commit's manifest keeps of it
-    (the engine's own entries: a build folder's file sizes and checksums, a database schema)."""
-
-    segment_id: str
-    record: dict[str, Any]
-
-
-class Reuse(VectorSource, Protocol):
-    """What a build reuses from the builds an engine keeps: vectors, passage boundaries, extractions."""
-
-    def extractions(self) -> ExtractionCache | None:
-        """Where a corpus folder's extracted files are kept between builds (``None``: not kept)."""
-        ...
-
-    def committed(self, commit_id: str, kept: Sequence[str]) -> None:
-        """The build became ``commit_id``; only ``kept`` commits remain: forget what none of them uses."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class Engine(Protocol):
-    """How one kind of store writes, switches, opens and drops segments and commits."""
-
-    #: Where, for messages and logs: a folder, or a URL without its password.
-    where: str
-    #: The manifest's ``store`` entry: ``embedded`` or ``postgresql``.
-    name: str
-
-    def lock(self) -> AbstractContextManager[None]:
-        """One writer at a time (another waits); taking it clears what an interrupted write left."""
-        ...
-
-    def commits(self) -> list[str]:
-        """Complete commits, oldest first."""
-        ...
-
-    def current(self) -> str:
-        """The live commit, or :class:`IndexNotFoundError` saying how to make one."""
-        ...
-
-    def manifest(self, commit_id: str) -> dict[str, Any]:
-        """A commit's manifest as JSON (:class:`IndexStoreError` when it is missing or unreadable)."""
-        ...
-
-    def reuse(self, model: ModelIdentity) -> Reuse:
-        """What a build with ``model`` may reuse (called under :meth:`lock`)."""
-        ...
-
-    def write_segment(
-        self, segment_id: str, documents: Sequence[Document], prepared: Prepared, spec: VectorIndexSpec
-    ) -> Segment:
-        """Write one immutable segment: documents, passages, sentences, vectors (in ``spec``'s index), postings."""
-        ...
-
-    def write_commit(self, commit_id: str, segments: Sequence[Segment], manifest: dict[str, Any]) -> None:
-        """Record a complete commit of ``segments`` with its manifest; nothing is live until :meth:`switch`."""
-        ...
-
-    def switch(self, commit_id: str) -> None:
-        """Make ``commit_id`` the live commit, atomically for every reader."""
-        ...
-
-    def open_commit(self, commit_id: str, expected: BuildIdentity | None) -> PassageStore:
-        """Open a commit for reading, checked whole and made as ``expected`` says (invariant 6)."""
-        ...
-
-    def drop_unused(self, kept: Sequence[str]) -> list[str]:
-        """Drop every commit not in ``kept`` and the segments no kept commit uses; return the commits dropped."""
-        ...
-
-    def close(self) -> None: ...
 
 
 class StoreLocation:
@@ -164,6 +86,14 @@ class StoreLocation:
         ``expected=None`` skips the model and chunker check: only for readers that embed nothing.
         """
         return self.engine.open_commit(build_id or self.engine.current(), expected)
+
+    def verify(self, build_id: str | None = None) -> tuple[str, float]:
+        """Check the live build (or ``build_id``) whole (``qa check``; a server does it in the background
+        once a build is open); return which build and how many seconds it took."""
+        build_id = build_id or self.engine.current()
+        started = time.perf_counter()
+        self.engine.verify_commit(build_id)
+        return build_id, time.perf_counter() - started
 
     def stale_reason(
         self, corpus_dir: Path, embedder: Embedder, config: ChunkerConfig, vector_index: VectorIndexMode = "auto"
@@ -309,6 +239,7 @@ class StoreLocation:
                 )
             try:
                 self.open(expected, target).close()
+                self.engine.verify_commit(target)  # every byte: an operator's command, not a server's open
             except IndexMismatchError as exc:
                 raise IndexMismatchError(f"refusing to roll back to build {target}: {exc}") from None
             except IndexStoreError as exc:

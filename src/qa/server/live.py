@@ -148,6 +148,7 @@ class LiveIndex:
                 self.reloads_ok += 1
             store = searcher.store
             log.info("now serving build %s (%d passages; was %s)", store.build_id, store.passage_count, previous)
+            self._verify_soon(store.build_id)
             return ReloadResult(True, store.build_id, previous)
 
     def poll(self) -> None:
@@ -188,6 +189,37 @@ class LiveIndex:
         self.location.close()
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _verify_soon(self, build_id: str) -> None:
+        """Check the build just opened whole, on a thread of its own: opening checked sizes, not every
+        byte (qa.index.embedded.integrity), so that a reload costs little; a build that fails is no
+        longer served (503 with the reason, as a build that fails to open), and not retried until
+        the live build changes."""
+
+        def verify() -> None:
+            try:
+                self.location.verify(build_id)
+            except IndexStoreError as exc:
+                self._unverified(build_id, exc)
+            except Exception:  # the verifier must never take the server down
+                log.exception("verifying build %s failed", build_id)
+
+        threading.Thread(target=verify, name=f"qa-verify-{build_id}", daemon=True).start()
+
+    def _unverified(self, build_id: str, exc: IndexStoreError) -> None:
+        with self._lock:
+            build = self._build
+            if build is None or build.searcher.store.build_id != build_id:
+                return  # another build is open by now: nothing to retire
+            self._build = None
+            build.retired = True
+            idle = build.users == 0
+            self.error = exc
+            self._failed_build = build_id
+            self.reloads_failed += 1
+        log.error("build %s failed verification; no longer serving it: %s", build_id, exc)
+        if idle:
+            build.searcher.store.close()
 
     def _watch(self, interval: float) -> None:
         while not self._stop.wait(interval):

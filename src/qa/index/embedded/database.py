@@ -62,8 +62,9 @@ _SQLITE_MAGIC = b"SQLite format 3\0"
 READ_MAP_BYTES = 1 << 31
 
 
-def open_database(path: Path) -> sqlite3.Connection:
-    """A build's database, read-only and memory-mapped, after its header and ``quick_check``."""
+def open_database(path: Path, verify: bool = False) -> sqlite3.Connection:
+    """A build's database, read-only and memory-mapped, after its header (and with ``verify``, SQLite's
+    ``quick_check`` of every page: 0.08 s on SciFact's 277 MB, left to verification, not to opening)."""
     if not path.is_file():
         raise IndexCorruptError(f"{path} is missing: rebuild with `qa build`")
     check_sqlite_header(path)
@@ -73,7 +74,7 @@ def open_database(path: Path) -> sqlite3.Connection:
         raise IndexCorruptError(f"{path} is unreadable ({exc}): rebuild with `qa build`") from None
     with closed_on_error(db, path):
         db.execute(f"PRAGMA mmap_size = {READ_MAP_BYTES}")
-        problems = [row[0] for row in db.execute("PRAGMA quick_check(5)").fetchall()]
+        problems = [row[0] for row in db.execute("PRAGMA quick_check(5)").fetchall()] if verify else ["ok"]
         if problems != ["ok"]:
             found = " ".join(" ".join(map(str, problems)).split())
             raise IndexCorruptError(f"{path} is corrupt (SQLite quick_check: {found[:200]}): rebuild with `qa build`")

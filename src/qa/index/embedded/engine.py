@@ -34,7 +34,7 @@ from qa.index.embedded.integrity import file_digest
 from qa.index.embedded.layout import DATABASE, TMP_PREFIX, VECTORS
 from qa.index.embedded.store import EmbeddedStore
 from qa.index.embedded.vectors import write_vectors
-from qa.index.lifecycle import Segment
+from qa.index.engine import Segment
 from qa.index.manifest import BuildIdentity, read_manifest
 from qa.index.prepare import Prepared
 from qa.index.vector_index import VectorIndexSpec
@@ -108,6 +108,9 @@ class IndexFolder:
 
     def open_commit(self, commit_id: str, expected: BuildIdentity | None) -> EmbeddedStore:
         return EmbeddedStore.open_build(self.index_dir / commit_id, expected)
+
+    def verify_commit(self, commit_id: str) -> None:
+        EmbeddedStore.open_build(self.index_dir / commit_id, None, verify=True).close()
 
     def drop_unused(self, kept: Sequence[str]) -> list[str]:
         dropped = []

@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb
 
 from qa.embedding.identity import ModelIdentity
 from qa.errors import IndexCorruptError, IndexNotFoundError, IndexStoreError
-from qa.index.lifecycle import Segment
+from qa.index.engine import Segment
 from qa.index.manifest import BuildIdentity, Manifest, check_compatible, check_manifest
 from qa.index.postgres.connection import Pool, redact, scrub
 from qa.index.postgres.loading import DatabaseVectors, write_schema
@@ -114,6 +114,11 @@ class PostgresEngine:
                 f"says {manifest.passages}. Rebuild with `qa build`."
             )
         return store
+
+    def verify_commit(self, commit_id: str) -> None:
+        """What opening checks (the manifest, the schema's tables, the passage count): a database keeps its
+        own pages whole (checksums, WAL), so there is no file of ours to hash."""
+        self.open_commit(commit_id, None).close()
 
     # -- writing (under the lock) ------------------------------------------------------------------
 
