@@ -247,3 +247,20 @@ def test_an_hnsw_build_still_fills_k_under_filters(
         assert [h.passage_id for h in store.dense(query, 5, Filters(doc_ids=(doc,)))] == wanted
     finally:
         store.close()
+
+
+def test_verification_finds_what_opening_leaves_out(location: StoreLocation, settings: Settings) -> None:
+    """An intact build verifies on both stores; on PostgreSQL a postings count that disagrees with the
+    manifest is named (in an index folder, checksums: tests/index/test_integrity.py)."""
+    build_id = _build(location, settings)
+    assert location.verify()[0] == build_id
+    assert location.verify(build_id, opened=True)[0] == build_id
+    if location.engine.name != "postgresql":
+        return
+    from qa.index.postgres.schema import schema_name
+
+    with psycopg.connect(location.engine.url, autocommit=True) as conn:  # type: ignore[attr-defined]
+        conn.execute(f"UPDATE {schema_name(build_id)}.postings_stats SET rows = rows + 1")  # noqa: S608
+    _open(location).close()  # opening does not read the postings' statistics
+    with pytest.raises(IndexStoreError, match="postings_stats counts"):
+        location.verify()

@@ -144,7 +144,7 @@ def test_a_reader_or_extractor_change_reads_every_file_again(
 ) -> None:
     index_dir, embedder, config = tmp_path / "index", FakeEmbedder(), ChunkerConfig()
     build_index(corpus, index_dir, embedder, config)
-    monkeypatch.setattr(documents_module, "_reader_digest", lambda: "another reader")
+    monkeypatch.setattr(documents_module, "code_digest", lambda *modules: "another reader")
     opened.clear()
     build_index(corpus, index_dir, embedder, config)
     assert sorted(set(opened)) == sorted([*ARTICLES, "page.html", "quay.meta.json"])

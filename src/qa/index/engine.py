@@ -92,8 +92,8 @@ class Engine(Protocol):
         ...
 
     def verify_commit(self, commit_id: str) -> None:
-        """Check a commit whole, every byte where the engine can (:class:`IndexCorruptError` naming what
-        is wrong); opening checks less, so that it stays fast (:mod:`qa.index.embedded.integrity`)."""
+        """Check what opening a commit leaves out so that it stays fast: every byte where the engine can
+        (:class:`IndexCorruptError` naming what is wrong; :mod:`qa.index.embedded.integrity`)."""
         ...
 
     def drop_unused(self, kept: Sequence[str]) -> list[str]:

@@ -76,10 +76,6 @@ class StoreLocation:
     def live_manifest(self) -> dict[str, Any]:
         return self.engine.manifest(self.engine.current())
 
-    def builds(self) -> list[str]:
-        """Complete builds, oldest first."""
-        return self.engine.commits()
-
     def open(self, expected: BuildIdentity | None, build_id: str | None = None) -> PassageStore:
         """The live build (or ``build_id``), refused unless it was made as ``expected`` says.
 
@@ -87,11 +83,14 @@ class StoreLocation:
         """
         return self.engine.open_commit(build_id or self.engine.current(), expected)
 
-    def verify(self, build_id: str | None = None) -> tuple[str, float]:
-        """Check the live build (or ``build_id``) whole (``qa check``; a server does it in the background
-        once a build is open); return which build and how many seconds it took."""
+    def verify(self, build_id: str | None = None, opened: bool = False) -> tuple[str, float]:
+        """Check the live build (or ``build_id``) whole: what opening checks, then every byte opening leaves
+        out (``qa check``); ``opened``: the build was just opened, so only the latter (a server, in the
+        background). Return which build and how many seconds it took."""
         build_id = build_id or self.engine.current()
         started = time.perf_counter()
+        if not opened:
+            self.engine.open_commit(build_id, None).close()
         self.engine.verify_commit(build_id)
         return build_id, time.perf_counter() - started
 

@@ -7,26 +7,26 @@ a database's kept builds). How the result becomes a live build is :mod:`qa.index
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
-import qa.text as text
 from qa.embedding.base import Embedder, Vectors
 from qa.embedding.identity import ModelIdentity
+from qa.files import code_digest
 from qa.index.sentence_vectors import Progress as Progress  # re-exported: callers import it here
 from qa.index.sentence_vectors import VectorCache, embed_passages
-from qa.ingest import chunking, cleaning, sentences
 from qa.ingest.chunking import Chunker, ChunkerConfig, Passage
 from qa.ingest.documents import Document, Skipped
 from qa.ingest.sentences import split_sentences
 
 log = logging.getLogger(__name__)
+
+#: The modules whose code decides passage boundaries besides a document's text (see :func:`chunker_key`).
+_CHUNKING_MODULES = ("qa.text", "qa.ingest.cleaning", "qa.ingest.chunking", "qa.ingest.sentences")
 
 
 @dataclass(frozen=True)
@@ -102,17 +102,8 @@ def chunker_key(config: ChunkerConfig, identity: dict[str, Any]) -> str:
     one that forgets to bump ``CHUNKER_VERSION``, makes every document chunk afresh.
     """
     digest = hashlib.sha256(json.dumps([config.describe(), identity], sort_keys=True).encode())
-    digest.update(_chunking_code_digest().encode())
+    digest.update(code_digest(*_CHUNKING_MODULES).encode())
     return digest.hexdigest()[:16]
-
-
-@functools.cache
-def _chunking_code_digest() -> str:
-    """sha256 of the source of the modules that decide passage boundaries, read once per process."""
-    digest = hashlib.sha256()
-    for module in (text, cleaning, chunking, sentences):
-        digest.update(Path(module.__file__ or "").read_bytes())
-    return digest.hexdigest()
 
 
 def chunk_key(key: str, chunker: Chunker, doc: Document) -> str:

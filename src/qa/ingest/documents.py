@@ -25,9 +25,7 @@ Windows-1252 bytes, Windows-1252, Latin-1).
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import importlib
 import json
 import logging
 from collections.abc import Mapping
@@ -36,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.errors import CorpusError
+from qa.files import code_digest
 from qa.ingest.changes import META_SUFFIX, SUFFIXES, CorpusScan, candidates
 from qa.ingest.cleaning import Block, analyse, byline_author, title_text
 from qa.ingest.decoding import decode
@@ -193,17 +192,8 @@ def document_key(source: str, sha256: str, sidecar_sha256: str) -> str:
     and its sidecar's ('' when it has none). A change to any of them reads the file again."""
     extractor = extractor_for(FORMATS[Path(source).suffix.lower()])
     reader = f"{extractor.name}:{extractor.version}" if extractor is not None else "text"
-    data = "\0".join((_reader_digest(), reader, source, sha256, sidecar_sha256))
+    data = "\0".join((code_digest(*_READER_MODULES), reader, source, sha256, sidecar_sha256))
     return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-@functools.cache
-def _reader_digest() -> str:
-    """sha256 of the source of the modules that read a document, read once per process."""
-    digest = hashlib.sha256()
-    for name in _READER_MODULES:
-        digest.update(Path(importlib.import_module(name).__file__ or "").read_bytes())
-    return digest.hexdigest()
 
 
 def _document_keys(corpus_dir: Path, listed: list[tuple[Path, str]], scan: CorpusScan) -> dict[str, str]:

@@ -198,7 +198,7 @@ class LiveIndex:
 
         def verify() -> None:
             try:
-                self.location.verify(build_id)
+                self.location.verify(build_id, opened=True)
             except IndexStoreError as exc:
                 self._unverified(build_id, exc)
             except Exception:  # the verifier must never take the server down

@@ -87,31 +87,31 @@ class EmbeddedStore(OpenBuild):
         self._allowed_lock = threading.Lock()
 
     @classmethod
-    def open(cls, index_dir: Path, expected: BuildIdentity | None, verify: bool = False) -> EmbeddedStore:
+    def open(cls, index_dir: Path, expected: BuildIdentity | None) -> EmbeddedStore:
         """Open the build CURRENT names, refusing one made with another model or chunker.
 
         ``expected`` is required: the identity of the embedder that will query the build
         (invariant 6). ``None`` trusts the build and is only for a reader with no embedder
         at all (``qa verify`` reads text, never vectors).
         """
-        return cls.open_build(index_dir / current_build_id(index_dir), expected, verify)
+        return cls.open_build(index_dir / current_build_id(index_dir), expected)
 
     @classmethod
-    def open_build(cls, build_dir: Path, expected: BuildIdentity | None, verify: bool = False) -> EmbeddedStore:
+    def open_build(cls, build_dir: Path, expected: BuildIdentity | None) -> EmbeddedStore:
         """Open one build folder, checking that it is whole and was made the way ``expected`` says.
 
         Checked, each failure with a message naming the problem and the fix: the manifest
         (present, JSON, the fields a build writes), compatibility with ``expected``, both data
         files present with the size the build recorded, the SQLite header, the FAISS index type,
-        dimension and ids, and that vectors, passages and the manifest agree on the count. With
-        ``verify``, also every byte: the files' sha256 and ``PRAGMA quick_check``
-        (:mod:`qa.index.embedded.integrity` says why opening leaves those out).
+        dimension and ids, and that vectors, passages and the manifest agree on the count. Not every
+        byte: the files' sha256 and ``PRAGMA quick_check`` are :meth:`IndexFolder.verify_commit`'s
+        (:mod:`qa.index.embedded.integrity` says why opening leaves them out).
         """
         raw = read_manifest(build_dir)
         check_compatible(raw, expected, str(build_dir))
         check_manifest(build_dir, raw)
-        check_files(build_dir, raw, checksums=verify)
-        db = open_database(build_dir / DATABASE, verify)
+        check_files(build_dir, raw)
+        db = open_database(build_dir / DATABASE)
         with closed_on_error(db, build_dir / DATABASE):
             vectors = read_vectors(build_dir / VECTORS, raw.get("vectors"))
             store = cls(build_dir, Manifest.from_json(raw, build_dir), db, vectors)

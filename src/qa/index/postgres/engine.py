@@ -116,9 +116,25 @@ class PostgresEngine:
         return store
 
     def verify_commit(self, commit_id: str) -> None:
-        """What opening checks (the manifest, the schema's tables, the passage count): a database keeps its
-        own pages whole (checksums, WAL), so there is no file of ours to hash."""
-        self.open_commit(commit_id, None).close()
+        """What opening leaves out: that both sets of postings count the rows the manifest records. A
+        database keeps its own pages whole (checksums, WAL), so there is no file of ours to hash."""
+        manifest = self.manifest(commit_id)
+        schema = sql.Identifier(schema_name(commit_id))
+        for table, key in (("postings_stats", "passages"), ("document_postings_stats", "documents")):
+            query = sql.SQL("SELECT rows FROM {}.{}").format(schema, sql.Identifier(table))
+
+            def read(conn: psycopg.Connection, query: sql.Composed = query) -> list[tuple[Any, ...]]:
+                return conn.execute(query).fetchall()
+
+            try:
+                rows = self._pool.run(read)
+            except psycopg.errors.UndefinedTable:
+                rows = []
+            if [int(r) for (r,) in rows] != [manifest.get(key)]:
+                raise IndexCorruptError(
+                    f"build {commit_id} in {self.where}: {table} counts {rows or 'nothing'}, its manifest "
+                    f"{manifest.get(key)} {key}. Rebuild with `qa build`."
+                )
 
     # -- writing (under the lock) ------------------------------------------------------------------
 
